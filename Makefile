@@ -1,0 +1,31 @@
+# Two commands do all the set-up: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: test demo lint typecheck serve bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[all,dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+	$(PY) -m ruff check src tests benchmarks notebooks
+	$(PY) -m ruff format --check src tests benchmarks notebooks
+	$(PY) -m mypy --strict src
+
+demo: $(STAMP)
+	$(PY) -m hfrag.demo
+
+serve: $(STAMP)
+	$(VENV)/bin/hfrag serve --port 8080
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,31 @@
+"""What to send, separated from how it is sent.
+
+A task client describes a call as a :class:`Request`; a driver (sync or async) sends it. The
+request carries only what the task decides (URL, body, task-specific headers, streaming);
+credentials, the User-Agent and the optional Hugging Face headers are added by the driver from its
+:class:`~hfrag.transport.config.TransportConfig`, so that rule lives in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP call to an inference server.
+
+    Example::
+
+        Request("https://router.huggingface.co/v1/chat/completions", json={...}, stream=True)
+    """
+
+    url: str
+    json: Any = None
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    stream: bool = False
+    #: Per-request timeout in seconds, overriding the transport's default.
+    timeout: float | None = None
