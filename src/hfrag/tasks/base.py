@@ -19,7 +19,14 @@ from hfrag.transport import (
     SyncTransport,
     TransportConfig,
 )
-from hfrag.transport.urls import check_model_id, check_url, endpoint_route, model_url, router_base
+from hfrag.transport.urls import (
+    check_model_id,
+    check_url,
+    endpoint_route,
+    model_url,
+    redact_url,
+    router_base,
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,8 @@ class Target:
         return None if self.endpoint_url is None else endpoint_route(self.endpoint_url, route)
 
     def describe(self) -> str:
-        return self.model if self.model is not None else (self.endpoint_url or "")
+        """The model id, or the endpoint URL fit for messages and logs."""
+        return self.model if self.model is not None else redact_url(self.endpoint_url or "")
 
 
 def transport_config(

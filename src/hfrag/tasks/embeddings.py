@@ -136,22 +136,35 @@ class EmbeddingsClient(TaskClient):
         super().__init__(Target.resolve(model, endpoint_url, router_url), config)
 
     def embed(
-        self, texts: Sequence[str], *, kind: Kind = "document", batch_size: int | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        kind: Kind = "document",
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
     ) -> Matrix:
-        """Embed ``texts``; float32 array of shape ``(len(texts), dim)`` in input order."""
+        """Embed ``texts``; float32 array of shape ``(len(texts), dim)`` in input order.
+
+        ``batch_size`` and ``show_progress`` override the client's options for this call.
+        """
         items = check_texts(texts)
         if not items:
             return np.zeros((0, 0), dtype=np.float32)
-        return run_sync(self._embed(items, kind, batch_size))
+        return run_sync(self._embed(items, kind, batch_size, show_progress))
 
     async def aembed(
-        self, texts: Sequence[str], *, kind: Kind = "document", batch_size: int | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        kind: Kind = "document",
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
     ) -> Matrix:
         """Async :meth:`embed`; safe from any event loop."""
         items = check_texts(texts)
         if not items:
             return np.zeros((0, 0), dtype=np.float32)
-        return await run_async(self._embed(items, kind, batch_size))
+        return await run_async(self._embed(items, kind, batch_size, show_progress))
 
     def embed_query(self, text: str) -> Matrix:
         """One query vector, shape ``(dim,)``, with the query prompt or instruction."""
@@ -172,7 +185,9 @@ class EmbeddingsClient(TaskClient):
             limit = min(limit, server_max)
         return limit
 
-    async def _embed(self, texts: list[str], kind: Kind, batch_size: int | None) -> Matrix:
+    async def _embed(
+        self, texts: list[str], kind: Kind, batch_size: int | None, show_progress: bool | None
+    ) -> Matrix:
         url = self.target.url(TASK)
         options = self.options.payload_options(kind)
         prefix = self.options.instruction(kind)
@@ -201,7 +216,8 @@ class EmbeddingsClient(TaskClient):
                 out.append(np.empty((len(texts), rows.shape[1]), dtype=np.float32))
             out[0][start:stop] = rows
 
-        with progress_bar(len(texts), self.options.show_progress, "embedding") as advance:
+        bar = self.options.show_progress if show_progress is None else show_progress
+        with progress_bar(len(texts), bar, "embedding") as advance:
             await run_batches(
                 len(texts), limit, self.options.max_concurrency, send, collect, advance
             )

@@ -63,7 +63,7 @@ def _rows(payload: Any, n: int, pooling: Pooling) -> tuple[NDArray[Any], bool]:
     if len(payload) != n:
         raise _Bad(f"{len(payload)} items for {n} inputs")
     items = [_numeric(item) for item in payload]
-    if not all(item.ndim == 2 for item in items):
+    if not all(item.ndim == 2 for item in items) or len({item.shape[1] for item in items}) > 1:
         raise _Bad("items of different shapes (not a consistent 2-D or 3-D array)")
     return np.stack([_pool(item, pooling) for item in items]), True
 
