@@ -1,0 +1,15 @@
+"""LlamaIndex adapters of hfrag (needs ``llama-index-core``: ``pip install 'hfrag[llama-index]'``).
+
+Importing this package imports LlamaIndex only, never LangChain.
+"""
+
+try:
+    import llama_index.core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "hfrag.llama_index needs llama-index-core: pip install 'hfrag[llama-index]'"
+    ) from exc
+
+from hfrag.llama_index.embeddings import HuggingFaceInferenceEmbedding
+
+__all__ = ["HuggingFaceInferenceEmbedding"]

@@ -1,0 +1,47 @@
+"""A LlamaIndex ``VectorStoreIndex`` over the adapter: 2,000 documents in, the right one out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core.schema import NodeWithScore
+
+from hfrag.llama_index import HuggingFaceInferenceEmbedding
+from hfrag.server.testing import ServerHandle
+from tests.llama_index.conftest import make_corpus, target_kwargs
+
+N_CHUNKS = 2000
+CHECKED = range(0, N_CHUNKS, 97)  # a spread of queries; each must find its own document first
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_index_retrieves_the_right_document(
+    srv: ServerHandle, target: str, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chunks, queries = make_corpus(N_CHUNKS)
+    emb = HuggingFaceInferenceEmbedding(
+        **target_kwargs(target, srv.url), query_prompt_name="query", document_prompt_name="document"
+    )
+    monkeypatch.setattr(Settings, "_embed_model", emb)  # nothing may fall back to a default model
+    documents = [Document(text=c) for c in chunks]
+
+    if mode == "sync":
+        index = VectorStoreIndex.from_documents(documents, embed_model=emb)
+        retriever = index.as_retriever(similarity_top_k=2)
+        results = [retriever.retrieve(queries[i]) for i in CHECKED]
+    else:
+
+        async def go() -> list[list[NodeWithScore]]:
+            # Built from inside a running loop, as in a notebook; embedded by the async methods.
+            index = VectorStoreIndex.from_documents(documents, embed_model=emb, use_async=True)
+            retriever = index.as_retriever(similarity_top_k=2)
+            return list(await asyncio.gather(*(retriever.aretrieve(queries[i]) for i in CHECKED)))
+
+        results = asyncio.run(go())
+
+    assert [hits[0].node.get_content() for hits in results] == [chunks[i] for i in CHECKED]
+    assert sum(srv.counters.texts_ok[c] for c in chunks) == N_CHUNKS  # each embedded once
+    assert max(srv.counters.batch_sizes) == 32
+    assert srv.counters.batch_sizes.count(1) == len(CHECKED)
