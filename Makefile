@@ -19,12 +19,13 @@ test: $(STAMP)
 	$(PY) -m mypy --strict src
 
 demo: $(STAMP)
-	$(PY) -m hfrag.demo
+	$(VENV)/bin/hfrag demo
 
 serve: $(STAMP)
 	$(VENV)/bin/hfrag serve --port 8080
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[all,dev,bench]"
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:

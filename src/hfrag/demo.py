@@ -34,16 +34,17 @@ ROUTER_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 @contextlib.contextmanager
-def _target(use_router: bool) -> Iterator[dict[str, str]]:
+def _target(use_router: bool) -> Iterator[tuple[str | None, str | None]]:
+    """``(model, endpoint_url)``: the router model, or the local server started here."""
     if use_router:
-        yield {"model": ROUTER_MODEL}
+        yield ROUTER_MODEL, None
         return
     try:
         from hfrag.server.testing import serve_in_thread
     except ImportError:  # pragma: no cover - make demo installs hfrag[all]
         raise SystemExit("the local server needs: pip install 'hfrag[server]'") from None
     with serve_in_thread() as server:
-        yield {"endpoint_url": server.url}
+        yield None, server.url
 
 
 def run(echo: Callable[[str], None], *, local: bool = False, k: int = 2) -> None:
@@ -56,10 +57,10 @@ def run(echo: Callable[[str], None], *, local: bool = False, k: int = 2) -> None
     from hfrag.langchain import HuggingFaceInferenceEmbeddings
 
     use_router = bool(os.environ.get("HF_TOKEN")) and not local
-    with _target(use_router) as target:
-        where = f"router model {ROUTER_MODEL}" if use_router else f"local server {target}"
+    with _target(use_router) as (model, endpoint_url):
+        where = f"router model {model}" if model else f"local server at {endpoint_url}"
         echo(f"hfrag demo: embedding {len(CORPUS)} passages with the {where}")
-        embeddings = HuggingFaceInferenceEmbeddings(**target)
+        embeddings = HuggingFaceInferenceEmbeddings(model=model, endpoint_url=endpoint_url)
         store = InMemoryVectorStore.from_texts(CORPUS, embeddings)
         for question in QUESTIONS:
             echo(f"\nQ: {question}")

@@ -65,18 +65,27 @@ class DriverCore:
         return wait
 
 
-def check_status(status: int, headers: Mapping[str, str], content: bytes, url: str) -> None:
+def _scrub(content: bytes, response: httpx.Response) -> bytes:
+    """``content`` without the credential the request carried, should the server echo it."""
+    auth = response.request.headers.get("authorization", "")
+    token = auth.split(" ", 1)[-1].strip().encode()
+    return content.replace(token, b"***") if len(token) >= 8 else content
+
+
+def check_status(response: httpx.Response, content: bytes, url: str) -> None:
     """Raise the mapped error for a non-2xx answer."""
-    if status >= 400:
-        raise error_from_response(status, headers, content, url)
+    if response.status_code >= 400:
+        content = _scrub(content, response)
+        raise error_from_response(response.status_code, response.headers, content, url)
 
 
-def decode_body(status: int, headers: Mapping[str, str], content: bytes, url: str) -> Any:
+def decode_body(response: httpx.Response, url: str) -> Any:
     """The decoded JSON of a response, or the mapped error."""
-    check_status(status, headers, content, url)
+    content = response.content
+    check_status(response, content, url)
     if not content.strip():
         return None
-    return decode_json(content, url, status)
+    return decode_json(_scrub(content, response), url, response.status_code)
 
 
 def is_event_stream(headers: Mapping[str, str]) -> bool:

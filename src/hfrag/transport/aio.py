@@ -90,7 +90,7 @@ class AsyncTransport(DriverCore):
             )
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
-        return decode_body(response.status_code, response.headers, response.content, request.url)
+        return decode_body(response, request.url)
 
     async def stream(self, request: Request) -> AsyncIterator[Any]:
         """Send ``request`` and yield each event's JSON payload until ``[DONE]`` or the end."""
@@ -141,7 +141,7 @@ class AsyncTransport(DriverCore):
             if response.status_code >= 400:
                 content = await response.aread()
                 await response.aclose()
-                check_status(response.status_code, response.headers, content, request.url)
+                check_status(response, content, request.url)
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
         return response

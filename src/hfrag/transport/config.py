@@ -34,7 +34,8 @@ class TransportConfig:
     token: Secret | None = None
     timeout: float | None = 120.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Header values may be credentials (Authorization, X-Api-Key): kept out of repr.
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     bill_to: str | None = None
     wait_for_model: bool | None = None
     use_cache: bool | None = None

@@ -87,7 +87,7 @@ def parse_error_body(
         return "", None, None
     try:
         body: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         if "html" in (content_type or "").lower() or text.lstrip().startswith("<"):
             title = _TITLE.search(text)
             raw = title.group(1) if title else _TAGS.sub(" ", text)
@@ -173,7 +173,7 @@ def decode_json(content: bytes, url: str, status: int = 200) -> Any:
     """The JSON value of a successful response, or a :class:`MalformedResponseError`."""
     try:
         return json.loads(content)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         snippet = content[:200].decode("utf-8", errors="replace")
         raise MalformedResponseError(
             f"response is not JSON: {snippet!r}", status=status, url=redact_url(url)

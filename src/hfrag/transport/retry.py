@@ -80,7 +80,7 @@ def _http_date_delay(value: str, now: float | None) -> float | None:
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Exponential backoff for retry ``attempt`` (0-based), capped; jitter only shortens it."""
-    wait = min(cap, base * (2.0**attempt))
+    wait = min(cap, base * 2.0 ** min(attempt, 64))
     jitter = (rng or random).random() * 0.25
     return wait * (1.0 - jitter)
 
@@ -110,7 +110,7 @@ class RetryPolicy:
         if self.max_retries < 0:
             raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries}")
         if self.max_wait < 0:
-            raise ConfigurationError(f"max_retry_wait must be >= 0, got {self.max_wait}")
+            raise ConfigurationError(f"max_retry_wait must be >= 0 seconds, got {self.max_wait}")
         if self.deadline is not None and self.deadline <= 0:
             raise ConfigurationError(f"deadline must be > 0 seconds, got {self.deadline}")
 

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from hfrag.errors import InferenceError, MalformedResponseError
 from hfrag.transport.responses import stream_error
+from hfrag.transport.urls import redact_url
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,11 @@ def decode_event(event: SSEEvent, url: str | None = None) -> Any:
         return DONE
     try:
         payload = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise MalformedResponseError(
-            f"stream event is not JSON: {data[:200]!r}", status=200, url=url
+            f"stream event is not JSON: {data[:200]!r}",
+            status=200,
+            url=redact_url(url) if url else None,
         ) from exc
     if event.event == "error" or (isinstance(payload, dict) and payload.get("error")):
         error: InferenceError = stream_error(payload, url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from hfrag.transport._core import (
     decode_body,
     is_event_stream,
 )
+from hfrag.transport.config import TransportConfig
 from hfrag.transport.request import Request
 from hfrag.transport.responses import decode_json, error_from_exception
 
@@ -34,12 +36,20 @@ class SyncTransport(DriverCore):
 
     _client: httpx.Client | None = None
 
+    def __init__(self, config: TransportConfig | None = None) -> None:
+        super().__init__(config)
+        self._lock = threading.Lock()
+
     def _http(self) -> httpx.Client:
-        if self._client is None:
-            client = httpx.Client(limits=self._limits(), follow_redirects=True)
-            self._client = client
-            weakref.finalize(self, client.close)
-        return self._client
+        client = self._client
+        if client is None:
+            with self._lock:  # threads sharing the transport must share one pool
+                client = self._client
+                if client is None:
+                    client = httpx.Client(limits=self._limits(), follow_redirects=True)
+                    weakref.finalize(self, client.close)
+                    self._client = client
+        return client
 
     def request(self, request: Request) -> Any:
         """Send ``request`` (retrying as the policy says) and return the decoded JSON body."""
@@ -60,7 +70,7 @@ class SyncTransport(DriverCore):
             )
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
-        return decode_body(response.status_code, response.headers, response.content, request.url)
+        return decode_body(response, request.url)
 
     def stream(self, request: Request) -> Iterator[Any]:
         """Send ``request`` and yield each event's JSON payload until ``[DONE]`` or the end.
@@ -102,16 +112,17 @@ class SyncTransport(DriverCore):
             if response.status_code >= 400:
                 content = response.read()
                 response.close()
-                check_status(response.status_code, response.headers, content, request.url)
+                check_status(response, content, request.url)
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
         return response
 
     def close(self) -> None:
         """Close pooled connections; the transport reopens them if used again."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def __enter__(self) -> SyncTransport:
         return self

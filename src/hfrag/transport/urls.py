@@ -40,7 +40,7 @@ _KNOWN_ROUTES = (
 )
 
 # Hub repo ids: optional namespace, then a name; letters, digits, '-', '_', '.'.
-_MODEL_ID = re.compile(r"^(?:[\w.\-]+/)?[\w.\-]+$")
+_MODEL_ID = re.compile(r"(?:[\w.\-]+/)?[\w.\-]+")
 
 
 def router_base(router_url: str | None = None) -> str:
@@ -51,11 +51,14 @@ def router_base(router_url: str | None = None) -> str:
 
 def check_url(url: str, *, what: str = "endpoint_url") -> str:
     """Validate an absolute http(s) URL and return it unchanged."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(
-            f"{what} must be an absolute http:// or https:// URL, got {redact_url(url)!r}"
-        )
+    problem = f"{what} must be an absolute http:// or https:// URL, got {redact_url(url)!r}"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port validates it (range, digits)
+    except ValueError as exc:
+        raise ConfigurationError(f"{problem} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
+        raise ConfigurationError(problem)
     return url
 
 
@@ -63,10 +66,10 @@ def check_model_id(model: str) -> str:
     """Validate a Hub model id such as ``BAAI/bge-small-en-v1.5``."""
     if "://" in model:
         raise ConfigurationError(
-            f"model={model!r} looks like a URL: pass it as endpoint_url=... instead; "
+            f"model={redact_url(model)!r} looks like a URL: pass it as endpoint_url=... instead; "
             "model is for Hub model ids such as 'BAAI/bge-small-en-v1.5'"
         )
-    if not _MODEL_ID.match(model) or ".." in model:
+    if not _MODEL_ID.fullmatch(model) or ".." in model:
         raise ConfigurationError(
             f"model={model!r} is not a Hub model id (expected 'namespace/name', e.g. "
             "'sentence-transformers/all-MiniLM-L6-v2')"
@@ -125,6 +128,8 @@ def redact_url(url: str) -> str:
     """A URL fit for messages and logs: user-info and query values that may hold secrets removed."""
     try:
         parts = urlsplit(url)
+        if not parts.netloc and "@" in url.split("/", 1)[0]:
+            parts = urlsplit("//" + url)  # "user:secret@host/...": no scheme, still user-info
     except ValueError:
         return "<invalid URL>"
     netloc = parts.netloc.rsplit("@", 1)[-1]

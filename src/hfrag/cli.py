@@ -1,0 +1,331 @@
+"""The ``hfrag`` command line: ``hfrag serve`` runs the local inference server.
+
+``main(argv)`` parses the arguments and dispatches to one function per subcommand; each
+subcommand imports what it needs when it runs, so ``hfrag --help`` never needs aiohttp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from hfrag._version import __version__
+
+__all__ = ["build_parser", "main"]
+
+KINDS = ("embed", "rerank", "generate")
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in [0, 1]")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _model(text: str) -> tuple[str, str]:
+    name, sep, kind = text.rpartition("=")
+    if not sep or not name or kind not in KINDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=KIND with KIND one of {KINDS}")
+    return name, kind
+
+
+def _add_serve(sub: Any) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the local inference server (HF router, TEI and TGI routes)",
+        description=(
+            "Run the local inference server: the HF router layout "
+            "(/hf-inference/models/{id}/...), TEI (/embed, /rerank, /predict, /info, /health) and "
+            "TGI (/generate, /generate_stream, /v1/chat/completions) over deterministic hashing "
+            "models, with optional fault injection. Prints one line with the URL when ready."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    net = serve.add_argument_group("network")
+    net.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    net.add_argument("--port", type=int, default=8080, help="port to listen on (0: a free port)")
+    net.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' on every route but /health; "
+        "$HFRAG_SERVER_API_KEY is used when not given (no key when neither is set)",
+    )
+    net.add_argument(
+        "--payload-limit",
+        type=_positive_int,
+        default=2_000_000,
+        help="largest request body in bytes",
+    )
+
+    models = serve.add_argument_group("models")
+    models.add_argument(
+        "--model",
+        action="append",
+        type=_model,
+        metavar="NAME=KIND",
+        help="serve a hashing model NAME of KIND (embed, rerank or generate); repeat for more; "
+        "replaces the four default hfrag/* models; the first is the primary",
+    )
+    models.add_argument(
+        "--primary", metavar="MODEL", help="model answering POST / and /info (moved first)"
+    )
+    models.add_argument("--embed-dim", type=_positive_int, default=384, help="embedding dimension")
+    models.add_argument(
+        "--hash-seed",
+        type=int,
+        default=0,
+        help="seed of the hashing vectors (changes every vector)",
+    )
+    models.add_argument(
+        "--max-input-length",
+        type=_positive_int,
+        default=512,
+        help="tokens per input of the embed and rerank models",
+    )
+
+    val = serve.add_argument_group("validation")
+    val.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=32,
+        help="inputs per request before TEI's 413 'batch size N > maximum allowed batch size M'",
+    )
+    val.add_argument(
+        "--auto-truncate",
+        action="store_true",
+        help="truncate over-long inputs when the request does not set 'truncate'",
+    )
+
+    load = serve.add_argument_group("load simulation")
+    load.add_argument("--latency", type=_seconds, default=0.0, help="seconds added to each request")
+    load.add_argument(
+        "--latency-per-item", type=_seconds, default=0.0, help="seconds added per input item"
+    )
+    load.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        default=None,
+        help="requests handled at once; more wait in a queue (default: no cap)",
+    )
+    load.add_argument(
+        "--cold-start",
+        type=_seconds,
+        default=0.0,
+        help="answer 503 'Model X is currently loading' for this many seconds after start",
+    )
+
+    faults = serve.add_argument_group("fault injection (one seeded draw per POST request)")
+    faults.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
+    faults.add_argument(
+        "--fault-loading", type=_probability, default=0.0, help="probability of 503 loading"
+    )
+    faults.add_argument(
+        "--estimated-time",
+        type=_seconds,
+        default=20.0,
+        help="estimated_time in injected loading answers",
+    )
+    faults.add_argument(
+        "--fault-rate-limit", type=_probability, default=0.0, help="probability of 429"
+    )
+    faults.add_argument(
+        "--retry-after", type=_seconds, default=1.0, help="Retry-After seconds of injected 429s"
+    )
+    faults.add_argument("--fault-500", type=_probability, default=0.0, help="probability of 500")
+    faults.add_argument(
+        "--fault-502", type=_probability, default=0.0, help="probability of a 502 HTML page"
+    )
+    faults.add_argument(
+        "--fault-drop",
+        type=_probability,
+        default=0.0,
+        help="probability of closing the connection without a response",
+    )
+    faults.add_argument(
+        "--fault-stall", type=_probability, default=0.0, help="probability of a stalled answer"
+    )
+    faults.add_argument(
+        "--stall-seconds", type=_seconds, default=5.0, help="delay of a stalled answer"
+    )
+    faults.add_argument(
+        "--fault-truncate",
+        type=_probability,
+        default=0.0,
+        help="probability of sending half the body and hanging up",
+    )
+    faults.add_argument(
+        "--fault-stream-error",
+        type=_probability,
+        default=0.0,
+        help="probability of an error event halfway through a stream",
+    )
+    serve.set_defaults(func=_cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hfrag`` argument parser with all subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="hfrag",
+        description="Hugging Face hosted inference for LangChain and LlamaIndex RAG pipelines.",
+    )
+    parser.add_argument("--version", action="version", version=f"hfrag {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_serve(sub)
+    _add_demo(sub)
+    return parser
+
+
+def _add_demo(sub: Any) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="run a small retrieval pipeline (local server, or the router with HF_TOKEN)",
+        description=(
+            "Embed a small corpus, store it in a vector store and retrieve passages for a few "
+            "questions: offline on hfrag's local server, or on the Hugging Face router when "
+            "HF_TOKEN is set."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    demo.add_argument(
+        "--local", action="store_true", help="use the local server even with HF_TOKEN"
+    )
+    demo.add_argument("-k", type=_positive_int, default=2, help="passages per question")
+    demo.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hfrag.demo import run
+
+    run(print, local=args.local, k=args.k)
+    return 0
+
+
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from hfrag.server import FaultConfig, HashingBackend, ModelSpec, ServerConfig
+    from hfrag.server.config import DEFAULT_PROMPTS, default_models
+
+    faults = FaultConfig(
+        seed=args.seed,
+        p_loading=args.fault_loading,
+        estimated_time=args.estimated_time,
+        p_rate_limit=args.fault_rate_limit,
+        retry_after=args.retry_after,
+        p_500=args.fault_500,
+        p_502=args.fault_502,
+        p_drop=args.fault_drop,
+        p_stall=args.fault_stall,
+        stall_seconds=args.stall_seconds,
+        p_truncate=args.fault_truncate,
+        p_stream_error=args.fault_stream_error,
+        cold_start=args.cold_start,
+        latency=args.latency,
+        latency_per_item=args.latency_per_item,
+        max_concurrency=args.max_concurrency,
+    )
+    if args.model:
+        backend = HashingBackend(dim=args.embed_dim, seed=args.hash_seed)
+        models = [
+            ModelSpec(name, kind, backend, prompts=dict(DEFAULT_PROMPTS) if kind == "embed" else {})
+            for name, kind in args.model
+        ]
+    else:
+        models = default_models(embed_dim=args.embed_dim, seed=args.hash_seed)
+    models = [m if m.kind == "generate" else _with_length(m, args.max_input_length) for m in models]
+    config = ServerConfig(
+        models=models,
+        api_key=args.api_key or os.environ.get("HFRAG_SERVER_API_KEY") or None,
+        max_client_batch_size=args.max_batch_size,
+        auto_truncate=args.auto_truncate,
+        faults=faults,
+        payload_limit=args.payload_limit,
+    )
+    if args.primary:
+        config = config.with_primary(args.primary)
+    return config
+
+
+def _with_length(spec: Any, length: int) -> Any:
+    return replace(spec, max_input_length=length)
+
+
+async def _serve(config: Any, host: str, port: int) -> None:
+    from aiohttp import web
+
+    from hfrag.server.app import build_app
+
+    runner = web.AppRunner(build_app(config), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"hfrag server ready on http://{shown}:{bound} (primary model: {config.primary.name})",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        print("hfrag serve needs the server extra: pip install 'hfrag[server]'", file=sys.stderr)
+        return 1
+    try:
+        config = _config_from_args(args)
+    except ValueError as exc:
+        print(f"hfrag serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config, args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"hfrag serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``hfrag`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    result: int = func(args)
+    return result

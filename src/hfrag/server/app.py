@@ -1,0 +1,324 @@
+"""The aiohttp application: routes of the three layouts and the request pipeline.
+
+Every request goes through one middleware, in this order:
+
+1. record its headers and decoded body (``Counters.headers``/``bodies``); a body above
+   ``payload_limit`` gets axum's 413;
+2. a scripted ``CannedResponse`` queued for its path, if any, is sent instead of anything else;
+3. GET routes: the credential check (``/health`` and ``GET /`` stay public), then the handler;
+4. POST routes: one fault draw; the credential check (401); cold start (503, or held with
+   ``x-wait-for-model: true``); an injected loading/429/500/502/drop answer; a stall; then the
+   handler, inside the ``max_concurrency`` queue, which spends the latency and may have its
+   answer truncated or its stream cut by the drawn fault.
+
+A path with no route gets aiohttp's 404/405 without any of this. The answer's status goes to
+``Counters.requests`` (-1 for a dropped connection); the inputs of a 200 answer go to
+``texts_ok``/``items_ok`` only if the answer was delivered whole (not truncated or cut).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from hfrag.server.config import ServerConfig
+from hfrag.server.faults import Fault, FaultRuntime
+from hfrag.server.inference import (
+    STATE_KEY,
+    RequestContext,
+    begin,
+    current,
+    end,
+    json_response,
+    state_of,
+)
+from hfrag.server.routes_router import model_route, pipeline_route
+from hfrag.server.routes_tei import (
+    embed_route,
+    feature_extraction,
+    predict_route,
+    rerank_route,
+    rerank_with,
+    tei_info,
+)
+from hfrag.server.routes_tgi import (
+    chat_completions,
+    generate_route,
+    generate_stream_route,
+    text_generation,
+    tgi_info,
+)
+from hfrag.server.state import CannedResponse, ServerState
+from hfrag.server.validation import ApiError
+
+__all__ = ["build_app"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC_PATHS = frozenset({"/health", "/ping"})
+BAD_GATEWAY_HTML = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+def _error_response(err: ApiError) -> web.Response:
+    if isinstance(err.body, dict):
+        resp = json_response(err.body, status=err.status, headers=err.headers)
+    else:
+        body = err.body.encode() if isinstance(err.body, str) else err.body
+        resp = web.Response(status=err.status, body=body, headers=err.headers)
+        if err.content_type:
+            resp.headers["Content-Type"] = err.content_type
+    return resp
+
+
+def _drop(request: web.Request) -> web.Response:
+    current().dropped = True
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=204)
+
+
+async def _send_canned(request: web.Request, canned: CannedResponse) -> web.StreamResponse:
+    if canned.drop:
+        return _drop(request)
+    if canned.sse is not None:
+        resp = web.StreamResponse(status=canned.status, headers=canned.headers)
+        resp.headers["Content-Type"] = canned.content_type or "text/event-stream"
+        await resp.prepare(request)
+        for line in canned.sse:
+            await resp.write(line.encode() + b"\n")
+        await resp.write_eof()
+        return resp
+    body = canned.body
+    content_type = canned.content_type
+    if isinstance(body, (dict, list)):
+        data = json.dumps(body).encode()
+        content_type = content_type or "application/json"
+    elif isinstance(body, str):
+        data = body.encode()
+        content_type = content_type or "text/plain; charset=utf-8"
+    else:
+        data = body
+    resp = web.Response(status=canned.status, body=data, headers=canned.headers)
+    if content_type:
+        resp.headers["Content-Type"] = content_type
+    return resp
+
+
+def _model_name(request: web.Request, body: Any) -> str:
+    """The model a request addresses, for loading messages."""
+    state = state_of(request)
+    if "model_id" in request.match_info:
+        return request.match_info["model_id"]
+    if request.path.endswith("/chat/completions") and isinstance(body, dict):
+        model = body.get("model")
+        if isinstance(model, str) and model and model != "tgi":
+            return model
+    return state.config.primary.name
+
+
+def _authorized(request: web.Request, state: ServerState) -> web.Response | None:
+    key = state.config.api_key
+    if key is None or request.headers.get("Authorization") == f"Bearer {key}":
+        return None
+    if request.path.startswith("/hf-inference/"):
+        return json_response({"error": "Invalid credentials in Authorization header"}, status=401)
+    return web.Response(status=401)
+
+
+def _fault_response(
+    request: web.Request, fault: Fault, runtime: FaultRuntime, model: str
+) -> web.Response:
+    config = runtime.config
+    if fault is Fault.LOADING:
+        loading = {
+            "error": f"Model {model} is currently loading",
+            "estimated_time": config.estimated_time,
+        }
+        return json_response(loading, status=503)
+    if fault is Fault.RATE_LIMIT:
+        if request.path.startswith("/hf-inference/"):
+            body: dict[str, Any] = {"error": "Rate limit reached. Please retry later."}
+        elif request.path in ("/embed", "/rerank", "/predict"):
+            body = {"error": "Model is overloaded", "error_type": "Overloaded"}
+        else:
+            body = {"error": "Model is overloaded", "error_type": "overloaded"}
+        return json_response(body, status=429, headers={"Retry-After": f"{config.retry_after:g}"})
+    if fault is Fault.ERROR_500:
+        return json_response({"error": "Internal Server Error"}, status=500)
+    if fault is Fault.ERROR_502:
+        return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
+    return _drop(request)
+
+
+async def _truncate(request: web.Request, resp: web.Response) -> web.StreamResponse:
+    """Send ``resp``'s headers with its full length, half of its body, then hang up."""
+    body = resp.body if isinstance(resp.body, bytes) else b""
+    out = web.StreamResponse(status=resp.status, headers=resp.headers)
+    out.content_length = len(body)
+    await out.prepare(request)
+    await out.write(body[: len(body) // 2])
+    current().cut = True
+    if request.transport is not None:
+        request.transport.close()
+    return out
+
+
+async def _handle_post(
+    request: web.Request, handler: Handler, state: ServerState, body: Any
+) -> web.StreamResponse:
+    runtime = state.faults.for_path(request.path)
+    fault = runtime.draw()
+    denied = _authorized(request, state)
+    if denied is not None:
+        return denied
+    model = _model_name(request, body)
+    cold = runtime.cold_left()
+    if cold > 0:
+        if request.headers.get("x-wait-for-model", "").lower() == "true":
+            await asyncio.sleep(cold)
+        else:
+            loading = {
+                "error": f"Model {model} is currently loading",
+                "estimated_time": round(cold, 3),
+            }
+            return json_response(loading, status=503)
+    if fault in (Fault.LOADING, Fault.RATE_LIMIT, Fault.ERROR_500, Fault.ERROR_502, Fault.DROP):
+        return _fault_response(request, fault, runtime, model)
+    if fault is Fault.STALL:
+        await asyncio.sleep(runtime.config.stall_seconds)
+    context = current()
+    context.fault = fault
+    context.runtime = runtime
+    semaphore = runtime.semaphore()
+    async with semaphore if semaphore is not None else contextlib.nullcontext():
+        state.counters.enter()
+        try:
+            resp = await _call(request, handler)
+        finally:
+            state.counters.leave()
+    if fault is Fault.TRUNCATE and isinstance(resp, web.Response) and not resp.prepared:
+        return await _truncate(request, resp)
+    return resp
+
+
+async def _call(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        if isinstance(err.body, dict) and err.body.get("error_type") == "Validation":
+            err.status = state_of(request).config.validation_status
+        return _error_response(err)
+
+
+@web.middleware
+async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request pipeline described in the module docstring."""
+    state = request.app[STATE_KEY]
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    status = -1
+    context = RequestContext()
+    token = begin(context)
+    try:
+        body: Any = None
+        has_body = False
+        if request.method in ("POST", "PUT", "PATCH"):
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                state.counters.record_received(headers, None, False)
+                text = "Failed to buffer the request body: length limit exceeded"
+                too_large = web.Response(status=413, text=text)
+                status = too_large.status
+                return too_large
+            context.raw = raw
+            has_body = bool(raw)
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+        state.counters.record_received(headers, body, has_body)
+        canned = state.scripts.pop(request.path)
+        resp: web.StreamResponse
+        if canned is not None:
+            resp = await _send_canned(request, canned)
+        elif getattr(request.match_info, "http_exception", None) is not None:
+            resp = await handler(request)  # no such route: aiohttp's 404/405, nothing else
+        elif request.method == "POST":
+            resp = await _handle_post(request, handler, state, body)
+        elif request.path in PUBLIC_PATHS or request.path == "/":
+            resp = await _call(request, handler)
+        else:
+            denied = _authorized(request, state)  # a Response is a mapping: never test its truth
+            resp = denied if denied is not None else await _call(request, handler)
+        status = -1 if context.dropped else resp.status
+        if status == 200 and not context.cut and context.ok_items:
+            state.counters.record_ok(context.ok_items, context.ok_texts)
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except Exception:
+        status = 500
+        raise
+    finally:
+        end(token)
+        state.counters.record_answer(request.path, status)
+
+
+async def health(request: web.Request) -> web.Response:
+    """``GET /health`` (also ``GET /`` and ``/ping``): 200 with an empty body, as TEI."""
+    return web.Response(status=200)
+
+
+async def info(request: web.Request) -> web.Response:
+    """``GET /info``: TGI's shape for a generator primary, TEI's otherwise."""
+    state = state_of(request)
+    spec = state.config.primary
+    if spec.kind == "generate":
+        return json_response(tgi_info(spec, state.config))
+    return json_response(tei_info(spec, state.config))
+
+
+async def root(request: web.Request) -> web.StreamResponse:
+    """``POST /``: TEI's and TGI's default route, chosen by the primary model's kind."""
+    state = state_of(request)
+    spec = state.config.primary
+    if spec.kind == "embed":
+        return await feature_extraction(request, spec, flat_single=False)
+    if spec.kind == "rerank":
+        return await rerank_with(request, spec)
+    return await text_generation(request, spec, wrapped=True)
+
+
+def build_app(
+    config: ServerConfig | None = None, state: ServerState | None = None
+) -> web.Application:
+    """The server application for ``config`` (or an existing ``state``)."""
+    if state is None:
+        state = ServerState(config or ServerConfig())
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
+    app = web.Application(middlewares=[pipeline], client_max_size=state.config.payload_limit)
+    app[STATE_KEY] = state
+    r = app.router
+    r.add_get("/health", health)
+    r.add_get("/ping", health)
+    r.add_get("/", health)
+    r.add_get("/info", info)
+    r.add_post("/", root)
+    r.add_post("/embed", embed_route)
+    r.add_post("/rerank", rerank_route)
+    r.add_post("/predict", predict_route)
+    r.add_post("/generate", generate_route)
+    r.add_post("/generate_stream", generate_stream_route)
+    r.add_post("/v1/chat/completions", chat_completions)
+    r.add_post("/hf-inference/models/{model_id:.+}/pipeline/{task}", pipeline_route)
+    r.add_post("/hf-inference/models/{model_id:.+}", model_route)
+    return app

@@ -1,0 +1,217 @@
+"""Inference steps shared by the TEI, router and TGI layouts.
+
+Handlers parse and validate a request, then call these to pick the model, spend the simulated
+latency, compute the answer through the model's backend and count the result. Keeping them here
+means the three layouts differ only in request and response shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Sequence
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from hfrag.server.backends import normalize_rows, sigmoid
+from hfrag.server.config import ModelSpec
+from hfrag.server.faults import Fault, FaultRuntime
+from hfrag.server.state import ServerState
+from hfrag.server.validation import ApiError, EmbedOptions, tei_error
+
+__all__ = [
+    "STATE_KEY",
+    "RequestContext",
+    "Service",
+    "classification_scores",
+    "current",
+    "embed_output",
+    "json_response",
+    "model_or_404",
+    "raw_body",
+    "rerank_scores",
+    "state_of",
+    "succeeded",
+]
+
+STATE_KEY = web.AppKey("hfrag_state", ServerState)
+
+
+@dataclass
+class RequestContext:
+    """What the middleware learned about the request being handled."""
+
+    raw: bytes = b""
+    fault: Fault = Fault.NONE
+    runtime: FaultRuntime | None = None
+    dropped: bool = False
+    cut: bool = False
+    ok_items: int = 0
+    ok_texts: list[str] = field(default_factory=list)
+
+
+# Handlers run in the middleware's task, so a context variable carries the per-request state
+# without storing custom keys on the aiohttp request (whose key type changed across versions).
+_CONTEXT: ContextVar[RequestContext] = ContextVar("hfrag_request_context")
+
+
+def current() -> RequestContext:
+    """The context of the request being handled (an empty one outside a request)."""
+    try:
+        return _CONTEXT.get()
+    except LookupError:
+        return RequestContext()
+
+
+def begin(context: RequestContext) -> Token[RequestContext]:
+    """Make ``context`` the current request's context."""
+    return _CONTEXT.set(context)
+
+
+def end(token: Token[RequestContext]) -> None:
+    """Restore the context from before ``begin``."""
+    _CONTEXT.reset(token)
+
+
+def state_of(request: web.Request) -> ServerState:
+    """The server state of the app answering ``request``."""
+    return request.app[STATE_KEY]
+
+
+def succeeded(items: int, texts: Sequence[str]) -> None:
+    """Note the inputs of a successful answer; counted once the answer is delivered whole."""
+    context = current()
+    context.ok_items += items
+    context.ok_texts.extend(texts)
+
+
+def raw_body(request: web.Request) -> bytes:
+    """The request body the middleware read."""
+    return current().raw
+
+
+def request_fault(request: web.Request) -> Fault:
+    """The fault drawn for ``request`` (``Fault.NONE`` outside POST routes)."""
+    return current().fault
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A compact JSON answer."""
+    body = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return web.Response(
+        status=status, body=body.encode(), content_type="application/json", headers=headers
+    )
+
+
+def model_or_404(state: ServerState, name: str) -> ModelSpec:
+    """The model called ``name``, or the HF router's 404."""
+    spec = state.config.model(name)
+    if spec is None:
+        raise ApiError(404, {"error": f"Model {name} does not exist"})
+    return spec
+
+
+def first_of_kind(state: ServerState, kind: str) -> ModelSpec:
+    """The first model of ``kind`` for the TEI/TGI routes, or TEI's 424 when there is none."""
+    spec = state.config.first_of(kind)
+    if spec is None:
+        what = {"embed": "an embedding", "rerank": "a re-ranker", "generate": "a generation"}[kind]
+        raise tei_error("Backend", f"Backend error: Inference error: model is not {what} model")
+    return spec
+
+
+class Service:
+    """The simulated service time of one request: ``latency + latency_per_item * items``.
+
+    Start it when the request is valid, compute the answer, then ``await done()``: the compute
+    time counts toward the service time, as it does on a real server, so a request takes
+    ``max(simulated, compute)`` and the latency model stays predictable under load.
+    """
+
+    def __init__(self, items: int) -> None:
+        runtime = current().runtime
+        delay = 0.0
+        if runtime is not None:
+            delay = runtime.config.latency + runtime.config.latency_per_item * items
+        self.deadline = time.monotonic() + delay
+
+    async def done(self) -> None:
+        """Sleep until the service time has passed."""
+        left = self.deadline - time.monotonic()
+        if left > 0:
+            await asyncio.sleep(left)
+
+
+def embed_output(spec: ModelSpec, texts: Sequence[str], options: EmbedOptions) -> list[Any]:
+    """Vectors as nested lists: ``[n][dim]`` pooled, or ``[n][tokens][dim]`` without pooling.
+
+    Pooled: ``backend.embed(texts, normalize=False)``, cut to ``dimensions``, then L2-normalised
+    when ``normalize``. Token level: ``backend.token_embeddings(text)`` per text, cut to
+    ``dimensions`` and returned as the model computes them (``normalize`` does not apply).
+    """
+    dims = options.dimensions
+    if spec.pooling:
+        vectors = np.asarray(spec.backend.embed(list(texts), normalize=False), dtype=np.float32)
+        if dims is not None:
+            vectors = vectors[:, :dims]
+        if options.normalize:
+            vectors = normalize_rows(vectors)
+        out: list[Any] = vectors.tolist()
+        return out
+    tokens: list[Any] = []
+    for text in texts:
+        matrix = np.asarray(spec.backend.token_embeddings(text), dtype=np.float32)
+        if dims is not None:
+            matrix = matrix[:, :dims]
+        tokens.append(matrix.tolist())
+    return tokens
+
+
+def rerank_scores(
+    spec: ModelSpec, pairs: Sequence[tuple[str, str]], raw_scores: bool
+) -> list[float]:
+    """One score per pair: the backend's logit, or its sigmoid (TEI's default)."""
+    scores = []
+    for query, text in pairs:
+        logit = float(spec.backend.score(query, text))
+        if math.isnan(logit):
+            raise tei_error("Backend", "score is NaN")
+        scores.append(logit if raw_scores else sigmoid(logit))
+    return scores
+
+
+def classification_scores(
+    spec: ModelSpec, pairs: Sequence[tuple[str, str]], function_to_apply: str | None
+) -> list[list[dict[str, Any]]]:
+    """Router text-classification output: one ``[{"label", "score"}]`` list per pair.
+
+    With one label, ``sigmoid`` (the default) squashes the logit, ``softmax`` gives 1.0 and
+    ``none`` returns the logit, as transformers' pipeline does.
+    """
+    fn = (function_to_apply or "sigmoid").lower()
+    if fn not in ("sigmoid", "softmax", "none"):
+        raise ApiError(
+            400,
+            {
+                "error": f"Invalid function_to_apply {function_to_apply!r}: "
+                "expected 'sigmoid', 'softmax' or 'none'"
+            },
+        )
+    out = []
+    for logit in rerank_scores(spec, pairs, raw_scores=True):
+        if fn == "sigmoid":
+            score = sigmoid(logit)
+        elif fn == "softmax":
+            score = 1.0
+        else:
+            score = logit
+        out.append([{"label": spec.labels[0], "score": score}])
+    return out

@@ -1,0 +1,188 @@
+"""TEI routes: ``/embed``, ``/rerank``, ``/predict`` and TEI's ``/info``.
+
+Shapes and rejections follow TEI's ``router/src/http/server.rs``: ``/embed`` is always 2-D (3-D
+for a model without pooling), ``/rerank`` is sorted by score (ties: later index first, as TEI's
+ascending sort then reverse gives), batch checks come before per-input checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from hfrag._version import __version__
+from hfrag.server.config import ModelSpec, ServerConfig
+from hfrag.server.inference import (
+    Service,
+    embed_output,
+    first_of_kind,
+    json_response,
+    raw_body,
+    rerank_scores,
+    state_of,
+    succeeded,
+)
+from hfrag.server.validation import (
+    EmbedOptions,
+    Field,
+    check_batch,
+    parse_embed_inputs,
+    parse_json_body,
+    prepare_embed_texts,
+    prepare_pairs,
+    tei_error,
+)
+
+__all__ = ["embed_route", "feature_extraction", "predict_route", "rerank_route", "tei_info"]
+
+_PREDICT_EXPECTED = (
+    "a string, a pair of strings [string, string] or a batch of mixed strings and pairs "
+    "[[string], [string, string], ...]"
+)
+
+
+def tei_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
+    """``GET /info`` of TEI for an embedding or re-ranker primary model."""
+    if spec.kind == "rerank":
+        id2label = {str(i): label for i, label in enumerate(spec.labels)}
+        label2id = {label: i for i, label in enumerate(spec.labels)}
+        model_type: dict[str, Any] = {"reranker": {"id2label": id2label, "label2id": label2id}}
+    else:
+        model_type = {"embedding": {"pooling": "mean" if spec.pooling else "none"}}
+    return {
+        "model_id": spec.name,
+        "model_sha": None,
+        "model_dtype": "float32",
+        "model_type": model_type,
+        "max_concurrent_requests": 512,
+        "max_input_length": spec.max_input_length,
+        "max_batch_tokens": 16384,
+        "max_batch_requests": None,
+        "max_client_batch_size": config.max_client_batch_size,
+        "auto_truncate": config.auto_truncate,
+        "tokenization_workers": 1,
+        "version": __version__,
+        "sha": None,
+        "docker_label": None,
+    }
+
+
+async def feature_extraction(
+    request: web.Request, spec: ModelSpec, *, flat_single: bool
+) -> web.Response:
+    """Embed ``inputs`` with ``spec``; ``flat_single`` returns one string's vector unwrapped."""
+    state = state_of(request)
+    raw = raw_body(request)
+    fields = Field(
+        parse_json_body(raw, request.headers.get("Content-Type", "")), raw, "EmbedRequest"
+    )
+    texts, single = parse_embed_inputs(fields)
+    options = EmbedOptions.parse(fields, state.config)
+    state.counters.record_batch(len(texts))
+    if not single:
+        check_batch(len(texts), state.config)
+    prepared = prepare_embed_texts(spec, texts, options)
+    service = Service(len(texts))
+    vectors = embed_output(spec, prepared, options)
+    resp = json_response(vectors[0] if single and flat_single else vectors)
+    succeeded(len(texts), texts)
+    await service.done()
+    return resp
+
+
+async def embed_route(request: web.Request) -> web.Response:
+    """``POST /embed``: the first embedding model, always a batch-shaped answer."""
+    spec = first_of_kind(state_of(request), "embed")
+    return await feature_extraction(request, spec, flat_single=False)
+
+
+async def rerank_with(request: web.Request, spec: ModelSpec | None) -> web.Response:
+    """TEI ``/rerank`` with ``spec`` (None: the first re-ranker)."""
+    state = state_of(request)
+    raw = raw_body(request)
+    fields = Field(
+        parse_json_body(raw, request.headers.get("Content-Type", "")), raw, "RerankRequest"
+    )
+    query = fields.string("query", required=True)
+    texts = fields.strings("texts")
+    truncate = fields.boolean("truncate")
+    direction = fields.direction()
+    raw_scores = fields.boolean("raw_scores", False, nullable=False)
+    return_text = fields.boolean("return_text", False, nullable=False)
+    state.counters.record_batch(len(texts))
+    if not texts:
+        raise tei_error("Empty", "`texts` cannot be empty")
+    if spec is None or spec.kind != "rerank":
+        spec = first_of_kind(state, "rerank")
+    check_batch(len(texts), state.config, "texts")
+    auto = state.config.auto_truncate if truncate is None else truncate
+    pairs = prepare_pairs(spec, [(query, t) for t in texts], auto, direction)
+    service = Service(len(texts))
+    scores = rerank_scores(spec, pairs, raw_scores)
+    ranks = []
+    for index, score in enumerate(scores):
+        rank: dict[str, Any] = {"index": index}
+        if return_text:
+            rank["text"] = texts[index]
+        rank["score"] = score
+        ranks.append(rank)
+    ranks.sort(key=lambda r: float(r["score"]))
+    ranks.reverse()
+    succeeded(len(texts), texts)
+    await service.done()
+    return json_response(ranks)
+
+
+async def rerank_route(request: web.Request) -> web.Response:
+    """``POST /rerank``."""
+    return await rerank_with(request, None)
+
+
+def _predict_inputs(fields: Field) -> tuple[list[tuple[str, str]], bool]:
+    """TEI's ``PredictInput``: a string, a pair, or a batch of 1- or 2-string lists."""
+    value = fields.required("inputs")
+
+    def bad() -> Exception:
+        return fields.fail("inputs", f"invalid value, expected {_PREDICT_EXPECTED}")
+
+    if isinstance(value, str):
+        return [(value, "")], True
+    if not isinstance(value, list) or not value:
+        raise bad()
+    if all(isinstance(v, str) for v in value):
+        if len(value) > 2:
+            raise bad()
+        return [(value[0], value[1] if len(value) == 2 else "")], True
+    batch = []
+    for item in value:
+        if not (
+            isinstance(item, list) and 1 <= len(item) <= 2 and all(isinstance(s, str) for s in item)
+        ):
+            raise bad()
+        batch.append((item[0], item[1] if len(item) == 2 else ""))
+    return batch, False
+
+
+async def predict_route(request: web.Request) -> web.Response:
+    """``POST /predict``: sequence classification with the first re-ranker's labels."""
+    state = state_of(request)
+    raw = raw_body(request)
+    body = parse_json_body(raw, request.headers.get("Content-Type", ""))
+    fields = Field(body, raw, "PredictRequest")
+    pairs, single = _predict_inputs(fields)
+    truncate = fields.boolean("truncate")
+    direction = fields.direction()
+    raw_scores = fields.boolean("raw_scores", False, nullable=False)
+    state.counters.record_batch(len(pairs))
+    spec = first_of_kind(state, "rerank")
+    if not single:
+        check_batch(len(pairs), state.config)
+    auto = state.config.auto_truncate if truncate is None else truncate
+    prepared = prepare_pairs(spec, pairs, auto, direction)
+    service = Service(len(pairs))
+    scores = rerank_scores(spec, prepared, raw_scores)
+    predictions = [[{"score": s, "label": spec.labels[0]}] for s in scores]
+    succeeded(len(pairs), [b or a for a, b in pairs])
+    await service.done()
+    return json_response(predictions[0] if single else predictions)

@@ -1,0 +1,284 @@
+"""TGI routes: ``/generate``, ``/generate_stream``, ``POST /`` for a generator, chat, info.
+
+Also the text-generation half of the router layout, which answers like TGI's ``POST /``
+(a list-wrapped ``[{"generated_text"}]``, or the same SSE stream with ``"stream": true``).
+As in TGI, a validation error of a streaming request arrives as an error event in a 200
+stream; a body that is not the expected JSON is rejected before streaming (axum's 4xx).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+from aiohttp import web
+
+from hfrag._version import __version__
+from hfrag.server.backends import GenerationParams
+from hfrag.server.config import ModelSpec, ServerConfig
+from hfrag.server.faults import Fault
+from hfrag.server.generation import (
+    GenRequest,
+    GenResult,
+    generate,
+    parse_generate_request,
+    sse,
+    stop_list,
+    stream_events,
+    validate_generation,
+)
+from hfrag.server.inference import (
+    Service,
+    current,
+    first_of_kind,
+    json_response,
+    raw_body,
+    request_fault,
+    state_of,
+    succeeded,
+)
+from hfrag.server.validation import ApiError, Field, deserialize_error, parse_json_body
+
+__all__ = [
+    "chat_completions",
+    "generate_route",
+    "generate_stream_route",
+    "text_generation",
+    "tgi_info",
+]
+
+FINGERPRINT = f"hfrag-{__version__}"
+INJECTED = "Request failed during generation: injected fault"
+_ids = itertools.count(1)
+
+
+def tgi_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
+    """``GET /info`` of TGI."""
+    return {
+        "model_id": spec.name,
+        "model_sha": None,
+        "model_pipeline_tag": "text-generation",
+        "max_concurrent_requests": 128,
+        "max_best_of": 2,
+        "max_stop_sequences": config.max_stop_sequences,
+        "max_input_tokens": spec.max_input_length,
+        "max_total_tokens": spec.total_tokens,
+        "validation_workers": 1,
+        "max_client_batch_size": config.max_client_batch_size,
+        "router": "text-generation-router",
+        "version": __version__,
+        "sha": None,
+        "docker_label": None,
+    }
+
+
+async def _stream(
+    request: web.Request, events: list[bytes], error_event: bytes, done: bytes | None = None
+) -> web.StreamResponse:
+    """Send SSE ``events``; a drawn stream fault cuts the stream halfway."""
+    fault = request_fault(request)
+    cut = len(events) // 2 if fault in (Fault.STREAM_ERROR, Fault.TRUNCATE) else None
+    resp = web.StreamResponse(
+        status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await resp.prepare(request)
+    for i, event in enumerate(events):
+        if i == cut:
+            current().cut = True
+            if fault is Fault.TRUNCATE and request.transport is not None:
+                request.transport.close()
+                return resp
+            await resp.write(error_event)
+            await resp.write_eof()
+            return resp
+        await resp.write(event)
+    if done is not None:
+        await resp.write(done)
+    await resp.write_eof()
+    return resp
+
+
+async def _error_stream(request: web.Request, event: bytes) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    await resp.write(event)
+    await resp.write_eof()
+    return resp
+
+
+def _tgi_error_event(err: ApiError) -> bytes:
+    return sse(err.body)
+
+
+async def _run(spec: ModelSpec, req: GenRequest) -> GenResult:
+    service = Service(1)
+    result = generate(spec, req)
+    succeeded(1, [])
+    await service.done()
+    return result
+
+
+async def text_generation(
+    request: web.Request, spec: ModelSpec, *, wrapped: bool, force_stream: bool = False
+) -> web.StreamResponse:
+    """TGI generation: ``/generate`` (plain), ``POST /`` and the router (``wrapped``)."""
+    state = state_of(request)
+    raw = raw_body(request)
+    body = parse_json_body(raw, request.headers.get("Content-Type", ""))
+    state.counters.record_batch(1)
+    streaming = force_stream or (isinstance(body, dict) and body.get("stream") is True)
+    try:
+        req = parse_generate_request(body, raw, spec, state.config)
+    except ApiError as err:
+        if streaming and isinstance(err.body, dict):
+            return await _error_stream(request, _tgi_error_event(err))
+        raise
+    result = await _run(spec, req)
+    prefix = req.prompt if req.return_full_text else ""
+    if streaming:
+        events = [sse(e) for e in stream_events(result, prefix)]
+        error = sse({"error": INJECTED, "error_type": "generation"})
+        return await _stream(request, events, error)
+    answer: dict[str, Any] = {"generated_text": prefix + result.text}
+    if req.details:
+        answer["details"] = result.details()
+    return json_response([answer] if wrapped else answer)
+
+
+async def generate_route(request: web.Request) -> web.StreamResponse:
+    """``POST /generate``."""
+    return await text_generation(
+        request, first_of_kind(state_of(request), "generate"), wrapped=False
+    )
+
+
+async def generate_stream_route(request: web.Request) -> web.StreamResponse:
+    """``POST /generate_stream``."""
+    spec = first_of_kind(state_of(request), "generate")
+    return await text_generation(request, spec, wrapped=False, force_stream=True)
+
+
+def _chat_model(request: web.Request, name: str | None) -> ModelSpec:
+    config = state_of(request).config
+    if name is None or name in ("", "tgi"):
+        return first_of_kind(state_of(request), "generate")
+    spec = config.model(name)
+    if spec is None and ":" in name:
+        spec = config.model(name.rsplit(":", 1)[0])
+    if spec is None:
+        raise ApiError(404, {"error": f"Model {name} does not exist"})
+    if spec.kind != "generate":
+        raise ApiError(400, {"error": f"Model {spec.name} is not a chat model"})
+    return spec
+
+
+def _messages(fields: Field) -> list[dict[str, Any]]:
+    messages = fields.required("messages")
+    if not isinstance(messages, list):
+        raise fields.fail("messages", "invalid type: expected a sequence")
+    for message in messages:
+        if not isinstance(message, dict):
+            raise fields.fail("messages", "invalid type: expected struct Message")
+        if not isinstance(message.get("role"), str):
+            raise deserialize_error("messages: missing field `role`", fields.raw)
+    return messages
+
+
+def _chunk(spec: ModelSpec, cid: str, created: int, choices: list[Any]) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": spec.name,
+        "system_fingerprint": FINGERPRINT,
+        "choices": choices,
+    }
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/chat/completions`` (OpenAI shape; ``model`` picks the model)."""
+    state = state_of(request)
+    raw = raw_body(request)
+    fields = Field(
+        parse_json_body(raw, request.headers.get("Content-Type", "")), raw, "ChatRequest"
+    )
+    spec = _chat_model(request, fields.string("model"))
+    messages = _messages(fields)
+    stream = bool(fields.boolean("stream", False))
+    options = fields.body.get("stream_options") or {}
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    max_tokens = fields.integer("max_tokens")
+    if max_tokens is None:
+        max_tokens = fields.integer("max_completion_tokens")
+    temperature = fields.number("temperature")
+    top_p = fields.number("top_p")
+    params = GenerationParams(
+        stop=stop_list(fields, "stop"),
+        # OpenAI clients send temperature 0 for greedy and top_p 1 for "off"; TGI's chat
+        # route accepts both, so they must not hit the /generate range checks.
+        temperature=temperature if temperature and temperature > 0 else None,
+        top_p=top_p if top_p is not None and top_p < 1.0 else None,
+        seed=fields.integer("seed"),
+    )
+    state.counters.record_batch(1)
+    try:
+        if not messages:
+            raise ApiError(
+                422,
+                {
+                    "error": "Input validation error: `messages` cannot be empty",
+                    "error_type": "validation",
+                },
+            )
+        prompt = spec.backend.render_chat(messages)
+        req = validate_generation(
+            spec, state.config, prompt, params, max_new_tokens=max_tokens, truncate=None
+        )
+    except ApiError as err:
+        if stream and isinstance(err.body, dict):
+            message = err.body.get("error")
+            event = {"error": {"message": message, "http_status_code": err.status}}
+            return await _error_stream(request, sse(event, space=True))
+        raise
+    result = await _run(spec, req)
+    cid, created = f"chatcmpl-{next(_ids)}", int(time.time())
+    finish = "length" if result.finish_reason == "length" else "stop"
+    completion_tokens = sum(1 for t in result.tokens if not t.special)
+    usage = {
+        "prompt_tokens": req.input_length,
+        "completion_tokens": completion_tokens,
+        "total_tokens": req.input_length + completion_tokens,
+    }
+    if not stream:
+        message = {"role": "assistant", "content": result.text_without_stop}
+        return json_response(
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": spec.name,
+                "system_fingerprint": FINGERPRINT,
+                "choices": [
+                    {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+                ],
+                "usage": usage,
+            }
+        )
+    events = []
+    emitted = 0
+    limit = len(result.text_without_stop)
+    for token in result.tokens:
+        if token.special or emitted >= limit:
+            continue
+        piece = token.text[: limit - emitted]
+        emitted += len(token.text)
+        delta = {"role": "assistant", "content": piece}
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+        events.append(sse(_chunk(spec, cid, created, [choice]), space=True))
+    last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
+    events.append(sse(_chunk(spec, cid, created, [last]), space=True))
+    if include_usage:
+        events.append(sse({**_chunk(spec, cid, created, []), "usage": usage}, space=True))
+    error = sse({"error": {"message": INJECTED, "http_status_code": 424}}, space=True)
+    return await _stream(request, events, error, done=b"data: [DONE]\n\n")

@@ -1,0 +1,162 @@
+"""The test harness: run the server in a background thread and steer it from a test.
+
+Example::
+
+    from hfrag.server.testing import CannedResponse, serve_in_thread
+    from hfrag.server import FaultConfig
+
+    with serve_in_thread() as srv:                     # default ServerConfig()
+        srv.script("/embed", CannedResponse(503, {"error": "loading", "estimated_time": 0.1}))
+        srv.set_faults(FaultConfig(p_rate_limit=0.5, retry_after=0.01, seed=1), route="/embed")
+        httpx.post(f"{srv.url}/embed", json={"inputs": ["a"]})
+        assert srv.counters.total("/embed", 503) == 1
+
+The server listens on 127.0.0.1 at a free port, with its own event loop in a daemon thread;
+leaving the ``with`` block stops it and joins the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+from aiohttp import web
+
+from hfrag.server.app import build_app
+from hfrag.server.config import ServerConfig
+from hfrag.server.faults import FaultConfig
+from hfrag.server.state import CannedResponse, Counters, ServerState
+
+__all__ = ["CannedResponse", "Counters", "ServerHandle", "serve_in_thread"]
+
+
+class ServerHandle:
+    """A server running in a background thread.
+
+    Attributes:
+        url: ``http://127.0.0.1:PORT``.
+        config: the ``ServerConfig`` it serves.
+        counters: what it saw (see ``Counters``).
+    """
+
+    def __init__(
+        self, config: ServerConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.config = config or ServerConfig()
+        self._state = ServerState(self.config)
+        self.counters: Counters = self._state.counters
+        self._host = host
+        self._requested_port = port
+        self.port = 0
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    # -- steering -------------------------------------------------------------------------------
+
+    def set_faults(self, faults: FaultConfig | None, route: str | None = None) -> None:
+        """Install ``faults`` for the exact request path ``route``, or for all routes (None).
+
+        Restarts that config's cold-start clock and random sequence. ``faults=None`` removes a
+        route override (or clears the server-wide faults).
+        """
+        self._state.faults.set(faults, route)
+
+    def script(self, route: str | None, *responses: CannedResponse) -> None:
+        """Answer the next requests to ``route`` (None: any path) with ``responses``, in order.
+
+        Scripted answers come before faults and normal handling; a path's own queue is used
+        before the any-path queue.
+        """
+        self._state.scripts.add(route, responses)
+
+    def reset(self) -> None:
+        """Clear counters and scripts; faults go back to those the server was started with."""
+        self._state.counters.reset()
+        self._state.scripts.clear()
+        self._state.faults.reset()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> ServerHandle:
+        """Start the server thread and wait until it accepts connections."""
+        self._thread = threading.Thread(target=self._run, name="hfrag-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout=30):
+            raise RuntimeError("hfrag server did not start within 30 s")
+        if self._error is not None:
+            raise RuntimeError(f"hfrag server failed to start: {self._error}") from self._error
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and join its thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        self._loop = None
+        self._thread = None
+
+    def __enter__(self) -> ServerHandle:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._start_site())
+        except BaseException as exc:  # report any start-up failure to start()
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            if self._runner is not None:
+                loop.run_until_complete(self._runner.cleanup())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _start_site(self) -> None:
+        app = build_app(state=self._state)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
+        await runner.setup()
+        self._runner = runner
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, self._requested_port))
+        site = web.SockSite(runner, sock, backlog=1024)
+        await site.start()
+        self.port = int(sock.getsockname()[1])
+        self.url = f"http://{self._host}:{self.port}"
+
+
+@contextmanager
+def serve_in_thread(config: ServerConfig | None = None) -> Iterator[ServerHandle]:
+    """Run a server for ``config`` (default ``ServerConfig()``) for the ``with`` block."""
+    handle = ServerHandle(config)
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()

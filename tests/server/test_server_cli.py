@@ -1,0 +1,128 @@
+"""``hfrag serve``: options, and a real subprocess answering over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import hfrag.cli
+from hfrag.cli import build_parser, main
+
+SRC = str(Path(hfrag.cli.__file__).resolve().parents[1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["serve"]
+
+
+def test_every_serve_option_has_help():
+    actions = [a for a in serve_parser()._actions if a.option_strings]
+    undocumented = [a.option_strings for a in actions if not a.help]
+    assert undocumented == []
+    flags = {flag for a in actions for flag in a.option_strings}
+    for flag in (
+        "--host",
+        "--port",
+        "--api-key",
+        "--max-batch-size",
+        "--max-input-length",
+        "--auto-truncate",
+        "--embed-dim",
+        "--primary",
+        "--latency",
+        "--latency-per-item",
+        "--max-concurrency",
+        "--seed",
+        "--cold-start",
+        "--fault-loading",
+        "--fault-rate-limit",
+        "--fault-500",
+        "--fault-502",
+        "--fault-drop",
+        "--fault-stall",
+        "--fault-truncate",
+        "--fault-stream-error",
+        "--model",
+    ):
+        assert flag in flags
+
+
+def test_help_never_shows_the_key_from_the_environment(monkeypatch, capsys):
+    monkeypatch.setenv("HFRAG_SERVER_API_KEY", "s3cret-from-env")
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "s3cret-from-env" not in capsys.readouterr().out
+
+
+def test_bad_arguments(capsys):
+    assert main([]) == 2
+    with pytest.raises(SystemExit):
+        main(["serve", "--fault-500", "2"])
+    assert "not a probability" in capsys.readouterr().err
+    assert main(["serve", "--primary", "org/unknown"]) == 2
+
+
+def test_serve_subprocess_answers_and_stops(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": SRC, "HFRAG_SERVER_API_KEY": "k"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "hfrag",
+        "serve",
+        "--port",
+        str(port),
+        "--max-batch-size",
+        "4",
+        "--embed-dim",
+        "32",
+        "--model",
+        "acme/embedder=embed",
+        "--model",
+        "acme/gen=generate",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "server did not become healthy"
+            time.sleep(0.05)
+        auth = {"Authorization": "Bearer k"}
+        r = httpx.post(f"{url}/embed", json={"inputs": ["a", "b"]}, headers=auth)
+        assert r.status_code == 200
+        assert len(r.json()[0]) == 32
+        assert httpx.post(f"{url}/embed", json={"inputs": ["a"]}).status_code == 401
+        assert (
+            httpx.post(f"{url}/embed", json={"inputs": ["a"] * 5}, headers=auth).status_code == 413
+        )
+        assert httpx.get(f"{url}/info", headers=auth).json()["model_id"] == "acme/embedder"
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert (
+        out.strip()
+        == f"hfrag server ready on http://127.0.0.1:{port} (primary model: acme/embedder)"
+    )
