@@ -134,6 +134,11 @@ class ServerHandle:
         finally:
             if self._runner is not None:
                 loop.run_until_complete(self._runner.cleanup())
+            # Handlers still stalled or streaming end here, not as "Task was destroyed" noise.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
