@@ -298,10 +298,14 @@ def test_failure_cancels_the_rest_and_leaves_nothing_behind(make_server, embed):
     with pytest.raises(BackendError) as info:
         embed(client, corpus(200))
     assert info.value.positions  # something was not embedded, and the error says what
-    sent_at_failure = len(srv.counters.headers)  # requests received, answered or not
+    # Requests already on the wire may reach the (busy) server a little later; after that,
+    # nothing new may arrive: 40 batches at 50 ms each would keep coming for longer than this.
     time.sleep(0.3)
-    assert len(srv.counters.headers) == sent_at_failure, "batches kept going after the failure"
-    assert job_threads() == threads_before
+    received = len(srv.counters.headers)
+    time.sleep(0.5)
+    assert len(srv.counters.headers) == received, "batches kept going after the failure"
+    assert received < 40
+    assert job_threads() - threads_before == set()  # no thread started by the job is left
     client.close()
     assert open_connections(int(srv.url.rsplit(":", 1)[1])) == 0
 
@@ -315,6 +319,7 @@ async def test_cancelling_the_caller_stops_the_job(make_server):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    await asyncio.sleep(0.3)  # requests already on the wire reach the server
     received = len(srv.counters.headers)  # requests that reached the server, answered or not
     await asyncio.sleep(0.5)
     assert len(srv.counters.headers) == received

@@ -82,7 +82,7 @@ def test_stream_sends_nothing_until_iterated(server: Any) -> None:
         assert server.counters.total() == 0
         server.script("/sse", CannedResponse(200, sse=["data: {}", ""]))
         assert list(stream) == [{}]
-        assert server.counters.total("/sse") == 1
+        assert len(server.counters.headers) == 1  # one request, made when iterated
 
 
 async def test_sync_request_inside_a_running_loop(server: Any) -> None:
