@@ -17,7 +17,7 @@ from hfrag.errors import AuthenticationError
 from hfrag.langchain import HuggingFaceInferenceEmbeddings
 from hfrag.server.testing import CannedResponse, ServerHandle
 from hfrag.tasks import EmbeddingOptions, EmbeddingsClient
-from tests.langchain.conftest import PLANTED, expected, target_kwargs
+from tests.adapters import PLANTED, expected, target_kwargs
 
 TEXTS = ["The Eiffel tower is in Paris.", "Bananas are yellow.", "Rust has a borrow checker."]
 QUERY = "Where is the Eiffel tower?"

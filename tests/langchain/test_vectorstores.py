@@ -11,7 +11,7 @@ from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 
 from hfrag.langchain import HuggingFaceInferenceEmbeddings
 from hfrag.server.testing import ServerHandle
-from tests.langchain.conftest import make_corpus, target_kwargs
+from tests.adapters import make_corpus, target_kwargs
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # langchain-community is being sunset

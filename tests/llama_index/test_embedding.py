@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from hfrag.errors import AuthenticationError
 from hfrag.llama_index import HuggingFaceInferenceEmbedding
 from hfrag.server.testing import CannedResponse, ServerHandle
-from tests.llama_index.conftest import EMBED_MODEL, PLANTED, expected, target_kwargs
+from tests.adapters import EMBED_MODEL, PLANTED, expected, target_kwargs
 
 TEXTS = ["The Eiffel tower is in Paris.", "Bananas are yellow.", "Rust has a borrow checker."]
 QUERY = "Where is the Eiffel tower?"

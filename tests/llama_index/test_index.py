@@ -10,7 +10,7 @@ from llama_index.core.schema import NodeWithScore
 
 from hfrag.llama_index import HuggingFaceInferenceEmbedding
 from hfrag.server.testing import ServerHandle
-from tests.llama_index.conftest import make_corpus, target_kwargs
+from tests.adapters import make_corpus, target_kwargs
 
 N_CHUNKS = 2000
 CHECKED = range(0, N_CHUNKS, 97)  # a spread of queries; each must find its own document first

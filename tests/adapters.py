@@ -1,0 +1,64 @@
+"""Shared by the LangChain and LlamaIndex adapter tests: a server per module, targets, a corpus."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hfrag.server.testing import ServerHandle, serve_in_thread
+
+EMBED_MODEL = "hfrag/hash-embed"
+#: A credential planted in tests of secrecy; it must never show up anywhere.
+PLANTED = "hf_PLANTEDsecretTOKEN0123456789"
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[ServerHandle]:
+    """One local server (default models) for a test module."""
+    with serve_in_thread() as srv:
+        yield srv
+
+
+@pytest.fixture
+def srv(module_server: ServerHandle) -> ServerHandle:
+    """The module's server with fresh counters, scripts and faults."""
+    module_server.reset()
+    return module_server
+
+
+@pytest.fixture(params=["router", "endpoint"])
+def target(request: pytest.FixtureRequest) -> str:
+    """Both layouts: a model id on the router layout, and an endpoint URL (TEI layout)."""
+    return str(request.param)
+
+
+def target_kwargs(kind: str, url: str) -> dict[str, Any]:
+    """Adapter arguments for the router layout (model id) or the TEI layout (endpoint URL)."""
+    if kind == "router":
+        return {"model": EMBED_MODEL, "router_url": url}
+    return {"endpoint_url": url + "/embed"}
+
+
+def expected(server: ServerHandle, texts: Sequence[str]) -> np.ndarray:
+    """What the server's deterministic backend gives ``texts`` (prompts already applied)."""
+    spec = server.config.model(EMBED_MODEL)
+    assert spec is not None
+    return np.asarray(spec.backend.embed(list(texts)), dtype=np.float32)
+
+
+def make_corpus(n: int, seed: int = 7) -> tuple[list[str], list[str]]:
+    """``n`` chunks, each with a unique code word, and for each a query that should find it."""
+    rng = random.Random(seed)
+    syllables = ["ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "vu", "ze", "bo", "da"]
+    vocab = sorted({"".join(rng.choices(syllables, k=3)) for _ in range(3000)})
+    chunks, queries = [], []
+    for i in range(n):
+        words = rng.sample(vocab, 10)
+        code = f"rec{i:05d}"
+        chunks.append(f"Record {code}: " + " ".join(words) + ".")
+        queries.append(f"{code} " + " ".join(words[1:10:2]))
+    return chunks, queries
