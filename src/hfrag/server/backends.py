@@ -234,7 +234,7 @@ class HashingBackend:
         """Mean of ``token_embeddings`` per text, L2-normalised when ``normalize``."""
         if isinstance(texts, str):
             raise TypeError("embed() takes a list of texts, not a string")
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        out: FloatArray = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
             out[i] = self.token_embeddings(text).mean(axis=0)
         if normalize:
