@@ -29,8 +29,17 @@ happened and what to do about it.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from typing import Any
+
+_BATCH_LIMIT = re.compile(r"batch size \d+ > maximum allowed batch size (\d+)", re.IGNORECASE)
+
+
+def batch_limit_from_message(message: str) -> int | None:
+    """The server's maximum batch size when its message states it (TEI's wording)."""
+    match = _BATCH_LIMIT.search(message)
+    return int(match.group(1)) if match else None
 
 
 class HfragError(Exception):
@@ -179,8 +188,6 @@ class BatchTooLargeError(InvalidRequestError):
 
     @property
     def max_batch_size(self) -> int | None:
-        from hfrag.transport.responses import batch_limit_from_message
-
         return batch_limit_from_message(self.message)
 
 

@@ -18,7 +18,7 @@ import asyncio
 import random
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import Enum
 
 __all__ = ["Fault", "FaultConfig", "FaultRuntime", "FaultState"]
@@ -120,15 +120,6 @@ class FaultConfig:
             if u < edge:
                 return kind
         return Fault.NONE
-
-    def is_active(self) -> bool:
-        """Whether this config changes anything compared with ``FaultConfig()``."""
-        default = FaultConfig()
-        return any(
-            getattr(self, f.name) != getattr(default, f.name)
-            for f in fields(self)
-            if f.name != "seed"
-        )
 
 
 class FaultRuntime:

@@ -23,8 +23,6 @@ from hfrag.transport.urls import redact_url
 
 logger = logging.getLogger("hfrag.transport")
 
-_NO_TIMEOUT = object()
-
 
 class DriverCore:
     """State and decisions common to :class:`SyncTransport` and :class:`AsyncTransport`."""

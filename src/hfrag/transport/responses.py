@@ -28,11 +28,11 @@ from hfrag.errors import (
     PaymentRequiredError,
     RateLimitError,
     UnavailableError,
+    batch_limit_from_message,
 )
 from hfrag.transport.retry import retry_after
 from hfrag.transport.urls import redact_url
 
-_BATCH_LIMIT = re.compile(r"batch size \d+ > maximum allowed batch size (\d+)", re.IGNORECASE)
 # A 413 about one input's length is not a batch problem: splitting the batch cannot fix it.
 _TOO_LONG = re.compile(r"\btokens?\b|too long", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
@@ -65,12 +65,6 @@ _STREAM_TYPES: dict[str, type[InferenceError]] = {
     "rate_limit_exceeded": RateLimitError,
     "unhealthy": UnavailableError,
 }
-
-
-def batch_limit_from_message(message: str) -> int | None:
-    """The server's maximum batch size when its message states it (TEI's wording)."""
-    match = _BATCH_LIMIT.search(message)
-    return int(match.group(1)) if match else None
 
 
 def _clip(text: str) -> str:
