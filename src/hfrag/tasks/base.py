@@ -5,10 +5,10 @@ A target is a Hub model id served by the router, or an endpoint URL used as give
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from hfrag.errors import ConfigurationError, InferenceError
 from hfrag.transport import (
@@ -18,6 +18,8 @@ from hfrag.transport import (
     Secret,
     SyncTransport,
     TransportConfig,
+    run_async,
+    run_sync,
 )
 from hfrag.transport.urls import (
     check_model_id,
@@ -27,6 +29,8 @@ from hfrag.transport.urls import (
     redact_url,
     router_base,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,15 @@ class TaskClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target.describe()!r})"
+
+    def run(self, call: Coroutine[Any, Any, T]) -> T:
+        """Run one public call to completion from blocking code (any thread, even inside a
+        running event loop): every sync method of a task client goes through here."""
+        return run_sync(call)
+
+    async def arun(self, call: Coroutine[Any, Any, T]) -> T:
+        """Await one public call from any event loop: every async method goes through here."""
+        return await run_async(call)
 
     @property
     def sync_transport(self) -> SyncTransport:

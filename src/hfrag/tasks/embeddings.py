@@ -20,7 +20,7 @@ from hfrag.tasks.base import Target, TaskClient, transport_config
 from hfrag.tasks.batching import run_batches
 from hfrag.tasks.progress import progress_bar
 from hfrag.tasks.vectors import Matrix, Pooling, to_matrix
-from hfrag.transport import Request, Secret, run_async, run_sync
+from hfrag.transport import Request, Secret
 
 Kind = Literal["query", "document"]
 TASK = "feature-extraction"
@@ -150,7 +150,7 @@ class EmbeddingsClient(TaskClient):
         items = check_texts(texts)
         if not items:
             return np.zeros((0, 0), dtype=np.float32)
-        return run_sync(self._embed(items, kind, batch_size, show_progress))
+        return self.run(self._embed(items, kind, batch_size, show_progress))
 
     async def aembed(
         self,
@@ -164,7 +164,7 @@ class EmbeddingsClient(TaskClient):
         items = check_texts(texts)
         if not items:
             return np.zeros((0, 0), dtype=np.float32)
-        return await run_async(self._embed(items, kind, batch_size, show_progress))
+        return await self.arun(self._embed(items, kind, batch_size, show_progress))
 
     def embed_query(self, text: str) -> Matrix:
         """One query vector, shape ``(dim,)``, with the query prompt or instruction."""

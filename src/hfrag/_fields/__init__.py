@@ -1,0 +1,13 @@
+"""The settings the framework adapters share, declared once as pydantic mixins.
+
+- :mod:`~hfrag._fields.connection`: where and how to connect (every adapter).
+- :mod:`~hfrag._fields.embeddings`: the embedding options and the client built from them.
+
+This package imports pydantic (both frameworks bring it) and neither framework; ``import hfrag``
+does not import it.
+"""
+
+from hfrag._fields.connection import ADAPTER_CONFIG, InferenceFields, sensitive_headers
+from hfrag._fields.embeddings import EmbeddingFields
+
+__all__ = ["ADAPTER_CONFIG", "EmbeddingFields", "InferenceFields", "sensitive_headers"]
