@@ -18,7 +18,9 @@ body::
         ├── BackendError          424, 500, 502, other 5xx, error events in a stream
         ├── InferenceTimeoutError 408, 504, client-side timeouts, the overall deadline
         ├── InferenceConnectionError  refused, reset or dropped connections, truncated bodies
-        └── MalformedResponseError    a 2xx answer whose body is not what the protocol promises
+        ├── RedirectError         3xx: the URL redirects elsewhere (redirects are not followed)
+        └── MalformedResponseError    a 2xx answer whose body is not what the protocol promises,
+                                      no content (204), an oversized body, an invalid status
 
 Each ``InferenceError`` carries ``status`` (None when no response came), the server's ``message``
 and ``error_type``, the ``url`` (credentials never appear in it), the retry hint the server gave
@@ -233,6 +235,19 @@ class InferenceConnectionError(InferenceError):
     retryable = True
 
 
+class RedirectError(InferenceError):
+    """3xx: the URL redirects elsewhere. hfrag never follows a redirect.
+
+    Following one would turn a POST into a GET (301, 302, 303) and could carry the credential to
+    another host; the message names where the server points (user-info and query values hidden).
+    """
+
+    hint = (
+        "If you trust the new location, use it as the URL (endpoint_url=... or router_url=...); "
+        "a trailing slash or http:// instead of https:// is a common cause"
+    )
+
+
 class MalformedResponseError(InferenceError):
     """A successful status with a body that does not match the protocol (shape, count, values)."""
 
@@ -254,5 +269,6 @@ __all__ = [
     "NotFoundError",
     "PaymentRequiredError",
     "RateLimitError",
+    "RedirectError",
     "UnavailableError",
 ]

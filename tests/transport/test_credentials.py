@@ -30,8 +30,6 @@ HF_URLS = [
     ROUTER,
     HF_ENDPOINT,
     HF_ENDPOINT + "/embed",
-    "https://my-space.hf.space/run",
-    "https://a.b.hf.space",
     "https://HuggingFace.CO/x",
     "https://huggingface.co./x",
     "https://huggingface.co:443/x",
@@ -46,6 +44,9 @@ NOT_HF_URLS = [
     "https://evilhf.co/x",
     "https://huggingface.cloud.evil.com/x",
     "https://hf.space.evil.com/x",
+    # Spaces run their owner's code: the ambient token is not theirs to see.
+    "https://my-space.hf.space/run",
+    "https://a.b.hf.space",
     "https://huggingface.co@evil.com/x",
     "https://evil.com/huggingface.co",
     "https://evil.com/?u=https://huggingface.co",
@@ -160,7 +161,7 @@ def test_saved_token_from_hf_home(tmp_path: Path) -> None:
 # --- headers_for: the one place the credential is added (pure; HF hosts are unreachable) ---
 
 
-@pytest.mark.parametrize("url", [ROUTER, HF_ENDPOINT, "https://x.hf.space/embed"])
+@pytest.mark.parametrize("url", [ROUTER, HF_ENDPOINT])
 def test_headers_for_hf_urls_carry_the_ambient_token(
     monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
@@ -169,7 +170,9 @@ def test_headers_for_hf_urls_carry_the_ambient_token(
     assert headers["authorization"] == "Bearer hf_ambient"
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/embed", "https://api.example/v1"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080/embed", "https://api.example/v1", "https://x.hf.space/embed"]
+)
 def test_headers_for_other_urls_carry_no_ambient_token(
     monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:

@@ -1,14 +1,23 @@
 """What every task client shares: where it sends (a :class:`Target`) and how (its transports).
 
 A target is a Hub model id served by the router, or an endpoint URL used as given; exactly one.
+
+Per-call rules live in :meth:`TaskClient.run` / :meth:`TaskClient.arun`, which every public call
+goes through: the whole-call deadline (every batch, retry, wait and body read of one call ends by
+it, with ``InferenceTimeoutError``). Copies and pickles of a task client are fresh clients (no
+pool, lock or loop-bound task is copied); a pickle carries the token only when it was given as a
+:class:`~hfrag.transport.Secret`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import logging
+import os
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from hfrag.errors import ConfigurationError, InferenceError
 from hfrag.transport import (
@@ -21,6 +30,8 @@ from hfrag.transport import (
     run_async,
     run_sync,
 )
+from hfrag.transport.credentials import LocalSecret
+from hfrag.transport.deadline import deadline_error, deadline_scope, remaining
 from hfrag.transport.urls import (
     check_model_id,
     check_url,
@@ -31,6 +42,13 @@ from hfrag.transport.urls import (
 )
 
 T = TypeVar("T")
+logger = logging.getLogger("hfrag.tasks")
+
+#: The longest an endpoint's ``GET /info`` may take; it is tried once per client.
+INFO_TIMEOUT = 5.0
+# The drivers end a call's requests at its deadline themselves (naming the batches it cost); the
+# call-level guard fires just after, for anything else that could wait.
+_GRACE = 0.05
 
 
 @dataclass(frozen=True)
@@ -98,25 +116,38 @@ def transport_config(
     wait_for_model: bool | None = None,
     use_cache: bool | None = None,
     max_connections: int = 64,
+    max_response_bytes: int | None = None,
 ) -> TransportConfig:
-    """A :class:`TransportConfig` from the flat keyword arguments every client accepts."""
-    if timeout is not None and timeout <= 0:
-        raise ConfigurationError(f"timeout must be > 0 seconds or None, got {timeout}")
-    secret = token if isinstance(token, Secret) or token is None else Secret(token)
+    """A :class:`TransportConfig` from the flat keyword arguments every client accepts.
+
+    Every value is checked (types, ranges, finiteness) and refused with ``ConfigurationError``.
+    A token given as a string is kept for this process only (left out of pickles); give a
+    :class:`~hfrag.transport.Secret` to let pickles carry it.
+    """
+    if token is not None and not isinstance(token, (str, Secret)):
+        raise ConfigurationError(
+            f"token must be a string or hfrag.transport.Secret, got {type(token).__name__}"
+        )
+    secret = LocalSecret(token) if isinstance(token, str) else token
     return TransportConfig(
         token=secret,
         timeout=timeout,
         retry=RetryPolicy(max_retries=max_retries, max_wait=max_retry_wait, deadline=deadline),
-        headers=MappingProxyType(dict(headers or {})),
+        headers=headers or {},
         bill_to=bill_to,
         wait_for_model=wait_for_model,
         use_cache=use_cache,
         max_connections=max_connections,
+        max_response_bytes=max_response_bytes,
     )
 
 
 class TaskClient:
     """Base of the task clients: a target, and sync/async transports created on first use."""
+
+    #: Attributes holding live resources (pools, loop-bound tasks): never copied or pickled,
+    #: rebuilt on first use. A subclass with more of them extends this tuple.
+    _transient: ClassVar[tuple[str, ...]] = ("_sync", "_async", "_info_probe")
 
     def __init__(self, target: Target, config: TransportConfig) -> None:
         self.target = target
@@ -124,18 +155,46 @@ class TaskClient:
         self._sync: SyncTransport | None = None
         self._async: AsyncTransport | None = None
         self._info: dict[str, Any] | None = None
+        self._info_probe: tuple[int, asyncio.Future[dict[str, Any]]] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target.describe()!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(dict.fromkeys(self._transient))
+        return state  # config pickles its token only when it was given as a Secret
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TaskClient:
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            clone.__dict__[name] = None if name in self._transient else copy.deepcopy(value, memo)
+        return clone
+
     def run(self, call: Coroutine[Any, Any, T]) -> T:
         """Run one public call to completion from blocking code (any thread, even inside a
         running event loop): every sync method of a task client goes through here."""
-        return run_sync(call)
+        return run_sync(self._bounded(call))
 
     async def arun(self, call: Coroutine[Any, Any, T]) -> T:
         """Await one public call from any event loop: every async method goes through here."""
-        return await run_async(call)
+        return await run_async(self._bounded(call))
+
+    async def _bounded(self, call: Coroutine[Any, Any, T]) -> T:
+        """``call`` within the whole-call deadline (on hfrag's loop, where the drivers read it)."""
+        deadline = self.config.retry.deadline
+        with deadline_scope(deadline) as end:
+            left = remaining(end)
+            if left is None:
+                return await call
+            try:
+                return await asyncio.wait_for(call, max(left, 0.0) + _GRACE)
+            except asyncio.TimeoutError:
+                raise deadline_error(self.target.describe(), f"deadline={deadline:g} s") from None
 
     @property
     def sync_transport(self) -> SyncTransport:
@@ -150,20 +209,34 @@ class TaskClient:
         return self._async
 
     async def _endpoint_info(self) -> dict[str, Any]:
-        """An endpoint's ``GET /info`` (TEI, TGI), read once; empty when it has none."""
-        if self._info is None:
-            url = self.target.route("/info")
-            info: Any = {}
-            if url is not None:
-                try:
-                    info = await self.async_transport.request(Request(url, method="GET"))
-                except InferenceError as error:
-                    # No answer, or a credential problem, will fail the real request too: say so
-                    # now. Anything else means the server has no TEI/TGI info route to learn from.
-                    if error.status is None or error.status in (401, 403):
-                        raise
-                    info = {}
-            self._info = info if isinstance(info, dict) else {}
+        """An endpoint's ``GET /info`` (TEI, TGI); empty when it has none or it failed.
+
+        Tried once per client, briefly (one attempt, at most :data:`INFO_TIMEOUT` seconds), and
+        the answer is remembered, good or bad, so no later call waits for it. Concurrent first
+        calls share the one probe. A failure here is not the call's failure: the real request
+        reports its own.
+        """
+        if self._info is not None:
+            return self._info
+        url = self.target.route("/info")
+        if url is None:
+            self._info = {}
+            return self._info
+        probe = self._info_probe
+        if probe is None or probe[0] != os.getpid():  # none yet, or one of the parent's loop
+            probe = (os.getpid(), asyncio.ensure_future(self._probe_info(url)))
+            self._info_probe = probe
+        return await asyncio.shield(probe[1])
+
+    async def _probe_info(self, url: str) -> dict[str, Any]:
+        timeout = min(INFO_TIMEOUT, self.config.timeout or INFO_TIMEOUT)
+        request = Request(url, method="GET", timeout=timeout, max_retries=0)
+        try:
+            info = await self.async_transport.request(request)
+        except InferenceError as error:
+            logger.debug("no usable GET /info at %s (%s); not asking again", redact_url(url), error)
+            info = {}
+        self._info = info if isinstance(info, dict) else {}
         return self._info
 
     def close(self) -> None:

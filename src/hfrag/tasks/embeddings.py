@@ -15,15 +15,31 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hfrag.errors import ConfigurationError, InputError
+from hfrag._checks import check_bool, check_choice, check_int, check_str
+from hfrag.errors import ConfigurationError
 from hfrag.tasks.base import Target, TaskClient, transport_config
 from hfrag.tasks.batching import run_batches
+from hfrag.tasks.inputs import check_text, check_texts
 from hfrag.tasks.progress import progress_bar
 from hfrag.tasks.vectors import Matrix, Pooling, to_matrix
 from hfrag.transport import Request, Secret
 
 Kind = Literal["query", "document"]
 TASK = "feature-extraction"
+#: A generous body size per input (a long token-level answer of a model without pooling), so the
+#: response cap grows with the batch.
+BYTES_PER_INPUT = 4 * 1024 * 1024
+
+__all__ = ["EmbeddingOptions", "EmbeddingsClient", "check_texts"]
+
+
+_TEXT_OPTIONS = (
+    "prompt_name",
+    "query_prompt_name",
+    "document_prompt_name",
+    "query_instruction",
+    "document_instruction",
+)
 
 
 @dataclass(frozen=True)
@@ -45,18 +61,22 @@ class EmbeddingOptions:
     show_progress: bool = False
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigurationError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.max_concurrency < 1:
-            raise ConfigurationError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
-        if self.dimensions is not None and self.dimensions < 1:
-            raise ConfigurationError(f"dimensions must be >= 1, got {self.dimensions}")
-        if self.pooling not in ("mean", "cls"):
-            raise ConfigurationError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
-        if self.truncation_direction not in (None, "left", "right"):
-            raise ConfigurationError(
-                f"truncation_direction must be 'left' or 'right', got {self.truncation_direction!r}"
-            )
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("max_concurrency", self.max_concurrency, minimum=1)
+        check_int("dimensions", self.dimensions, minimum=1, optional=True)
+        for name in ("normalize", "truncate"):
+            check_bool(name, getattr(self, name), optional=True)
+        check_bool("show_progress", self.show_progress)
+        check_choice("pooling", self.pooling, ("mean", "cls"))
+        if self.truncation_direction is not None:
+            check_choice("truncation_direction", self.truncation_direction, ("left", "right"))
+        for name in _TEXT_OPTIONS:
+            value = check_str(name, getattr(self, name), optional=True)
+            if value is not None and name.endswith("instruction"):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ConfigurationError(f"{name} cannot be encoded as UTF-8") from None
 
     def payload_options(self, kind: Kind) -> dict[str, Any]:
         """Root-level options of the feature-extraction body for ``kind``; None dropped."""
@@ -72,25 +92,6 @@ class EmbeddingOptions:
 
     def instruction(self, kind: Kind) -> str:
         return (self.query_instruction if kind == "query" else self.document_instruction) or ""
-
-
-def check_texts(texts: Sequence[Any]) -> list[str]:
-    """The texts as a list, or a clear error naming the first bad positions; nothing is sent."""
-    if isinstance(texts, (str, bytes)):
-        raise TypeError("expected a list of strings, got a single string; wrap it in a list")
-    items = list(texts)
-    for i, text in enumerate(items):
-        if not isinstance(text, str):
-            raise TypeError(f"input {i} is {type(text).__name__}, not str: {text!r:.80}")
-    empty = [i for i, text in enumerate(items) if not text.strip()]
-    if empty:
-        shown = ", ".join(map(str, empty[:20])) + (" ..." if len(empty) > 20 else "")
-        raise InputError(
-            f"{len(empty)} input(s) are empty or whitespace only, at positions {shown}; "
-            "embedding servers reject them: drop or fill them before embedding",
-            positions=empty,
-        )
-    return items
 
 
 class EmbeddingsClient(TaskClient):
@@ -118,8 +119,13 @@ class EmbeddingsClient(TaskClient):
         bill_to: str | None = None,
         wait_for_model: bool | None = None,
         use_cache: bool | None = None,
+        max_response_bytes: int | None = None,
         options: EmbeddingOptions | None = None,
     ) -> None:
+        if options is not None and not isinstance(options, EmbeddingOptions):
+            raise ConfigurationError(
+                f"options must be an EmbeddingOptions, got {type(options).__name__}"
+            )
         self.options = options or EmbeddingOptions()
         config = transport_config(
             token=token,
@@ -132,6 +138,7 @@ class EmbeddingsClient(TaskClient):
             wait_for_model=wait_for_model,
             use_cache=use_cache,
             max_connections=max(16, self.options.max_concurrency * 2),
+            max_response_bytes=max_response_bytes,
         )
         super().__init__(Target.resolve(model, endpoint_url, router_url), config)
 
@@ -145,9 +152,12 @@ class EmbeddingsClient(TaskClient):
     ) -> Matrix:
         """Embed ``texts``; float32 array of shape ``(len(texts), dim)`` in input order.
 
-        ``batch_size`` and ``show_progress`` override the client's options for this call.
+        ``batch_size`` and ``show_progress`` override the client's options for this call. The
+        texts are checked before anything is sent (see :mod:`hfrag.tasks.inputs`); the whole
+        call, every batch and retry, ends by the client's ``deadline``.
         """
         items = check_texts(texts)
+        _check_call(batch_size, show_progress)
         if not items:
             return np.zeros((0, 0), dtype=np.float32)
         return self.run(self._embed(items, kind, batch_size, show_progress))
@@ -162,24 +172,23 @@ class EmbeddingsClient(TaskClient):
     ) -> Matrix:
         """Async :meth:`embed`; safe from any event loop."""
         items = check_texts(texts)
+        _check_call(batch_size, show_progress)
         if not items:
             return np.zeros((0, 0), dtype=np.float32)
         return await self.arun(self._embed(items, kind, batch_size, show_progress))
 
     def embed_query(self, text: str) -> Matrix:
         """One query vector, shape ``(dim,)``, with the query prompt or instruction."""
-        vectors: Matrix = self.embed([text], kind="query")
+        vectors: Matrix = self.embed([check_text(text, "the query")], kind="query")
         return np.asarray(vectors[0], dtype=np.float32)
 
     async def aembed_query(self, text: str) -> Matrix:
         """Async :meth:`embed_query`."""
-        vectors: Matrix = await self.aembed([text], kind="query")
+        vectors: Matrix = await self.aembed([check_text(text, "the query")], kind="query")
         return np.asarray(vectors[0], dtype=np.float32)
 
     async def _batch_limit(self, batch_size: int | None) -> int:
-        limit = batch_size or self.options.batch_size
-        if limit < 1:
-            raise ConfigurationError(f"batch_size must be >= 1, got {limit}")
+        limit = self.options.batch_size if batch_size is None else batch_size
         server_max = (await self._endpoint_info()).get("max_client_batch_size")
         if isinstance(server_max, int) and server_max > 0:
             limit = min(limit, server_max)
@@ -197,8 +206,9 @@ class EmbeddingsClient(TaskClient):
 
         async def send(start: int, stop: int) -> Matrix:
             inputs = [prefix + t for t in texts[start:stop]] if prefix else texts[start:stop]
+            size = BYTES_PER_INPUT * (stop - start)
             payload = await self.async_transport.request(
-                Request(url, json={"inputs": inputs, **options})
+                Request(url, json={"inputs": inputs, **options}, max_response_bytes=size)
             )
             dim = out[0].shape[1] if out else None
             return to_matrix(
@@ -222,3 +232,9 @@ class EmbeddingsClient(TaskClient):
                 len(texts), limit, self.options.max_concurrency, send, collect, advance
             )
         return out[0]
+
+
+def _check_call(batch_size: int | None, show_progress: bool | None) -> None:
+    """Per-call overrides are checked like the client's options (``batch_size=0`` is an error)."""
+    check_int("batch_size", batch_size, minimum=1, optional=True)
+    check_bool("show_progress", show_progress, optional=True)

@@ -1,54 +1,125 @@
 """What both drivers share: preparing an attempt, judging its outcome, deciding to retry.
 
-The sync and async drivers differ only in how they send and how they sleep; every decision is
-made here or in the pure modules this one calls.
+The sync and async drivers differ only in how they send, read and sleep; every decision is made
+here or in the pure modules this one calls:
+
+- time: each attempt gets ``timeout`` shortened to what is left of the call's deadline
+  (:mod:`~hfrag.transport.deadline`), and the whole body read counts, not each socket read;
+- size: a body is read in chunks and counted against a cap, never read whole first;
+- status: only a 2xx with content is an answer; 204/205, 1xx, 3xx (redirects are not followed)
+  and invalid codes are errors, as are 4xx and 5xx;
+- secrets: every error leaving a driver is scrubbed of the credentials the client holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
+import re
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 
-from hfrag.errors import InferenceError
-from hfrag.transport.config import TransportConfig
+from hfrag.errors import InferenceError, MalformedResponseError, RedirectError
+from hfrag.transport import redaction
+from hfrag.transport.config import DEFAULT_MAX_EVENT_BYTES, TransportConfig
+from hfrag.transport.deadline import call_end, deadline_error, earliest, remaining
 from hfrag.transport.request import Request
 from hfrag.transport.responses import decode_json, error_from_response
+from hfrag.transport.retry import timeout_within
 from hfrag.transport.sse import DONE, SSEDecoder, SSEEvent, decode_event
 from hfrag.transport.urls import redact_url
 
 logger = logging.getLogger("hfrag.transport")
+redaction.install_log_filter()
+
+#: How much of an error body is kept: enough for any server's message.
+ERROR_BODY_BYTES = 64 * 1024
 
 
 class DriverCore:
-    """State and decisions common to :class:`SyncTransport` and :class:`AsyncTransport`."""
+    """State and decisions common to :class:`SyncTransport` and :class:`AsyncTransport`.
+
+    A driver is fork-aware: its pool belongs to the process that opened it, and a child process
+    opens its own (see :meth:`_forked`). It copies and pickles as a fresh driver with the same
+    configuration (a token given as a plain string is left out of pickles).
+    """
 
     def __init__(self, config: TransportConfig | None = None) -> None:
         self.config = config or TransportConfig()
+        self._setup()
+
+    def _setup(self) -> None:
         self._rng = random.Random()
+        self._pid = os.getpid()
+        redaction.register(self, self.config.secrets())
+        weakref.finalize(self, redaction.forget, id(self))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(timeout={self.config.timeout}, retry={self.config.retry})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.config = state["config"]
+        self._setup()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DriverCore:
+        return type(self)(self.config)
+
+    def _forked(self) -> bool:
+        """True once, in a child process, before anything of the parent's pool is touched."""
+        if self._pid == os.getpid():
+            return False
+        self._pid = os.getpid()
+        return True
 
     def _limits(self) -> httpx.Limits:
         n = self.config.max_connections
         return httpx.Limits(max_connections=n, max_keepalive_connections=n)
 
-    def _attempt(self, request: Request, start: float) -> tuple[dict[str, str], httpx.Timeout]:
-        """Headers and timeout for the next attempt of ``request``."""
+    def _call_end(self) -> float | None:
+        """When the current call must end: the task client's scope, or this driver's own."""
+        deadline = self.config.retry.deadline
+        own = None if deadline is None else time.monotonic() + deadline
+        return earliest(own, call_end())
+
+    def _attempt(self, request: Request, end: float | None) -> tuple[dict[str, str], float | None]:
+        """Headers and time budget (seconds, None: unbounded) of the next attempt."""
+        left = remaining(end)
+        if left is not None and left <= 0:
+            raise deadline_error(redact_url(request.url))
         timeout = request.timeout if request.timeout is not None else self.config.timeout
-        per_attempt = self.config.retry.attempt_timeout(timeout, time.monotonic() - start)
-        return self.config.headers_for(request), httpx.Timeout(per_attempt)
+        headers = self.config.headers_for(request)
+        redaction.register(
+            self, redaction.url_secrets(request.url) + redaction.header_secrets(headers)
+        )
+        return headers, timeout_within(timeout, left)
+
+    def _timeout_error(self, request: Request, end: float | None, budget: float | None) -> Any:
+        left = remaining(end)
+        if left is not None and left <= 0.01:
+            return deadline_error(redact_url(request.url))
+        from hfrag.errors import InferenceTimeoutError
+
+        return InferenceTimeoutError(
+            f"no complete answer within the {budget:g} s timeout of one attempt",
+            url=redact_url(request.url),
+        )
 
     def _wait_or_raise(
-        self, request: Request, attempt: int, error: InferenceError, start: float
+        self, request: Request, attempt: int, error: InferenceError, end: float | None
     ) -> float:
         """Seconds to sleep before the next attempt; raises ``error`` when it is time to stop."""
-        wait = self.config.retry.next_wait(attempt, error, time.monotonic() - start, self._rng)
+        policy = self.config.retry
+        wait = policy.wait_within(attempt, error, remaining(end), self._rng, request.max_retries)
         if wait is None:
             raise error
         logger.debug(
@@ -56,34 +127,93 @@ class DriverCore:
             request.method,
             redact_url(request.url),
             attempt + 2,
-            self.config.retry.max_retries + 1,
+            (policy.max_retries if request.max_retries is None else request.max_retries) + 1,
             wait,
             error.message if error.status is None else f"HTTP {error.status}",
         )
         return wait
 
-
-def _scrub(content: bytes, response: httpx.Response) -> bytes:
-    """``content`` without the credential the request carried, should the server echo it."""
-    auth = response.request.headers.get("authorization", "")
-    token = auth.split(" ", 1)[-1].strip().encode()
-    return content.replace(token, b"***") if len(token) >= 8 else content
-
-
-def check_status(response: httpx.Response, content: bytes, url: str) -> None:
-    """Raise the mapped error for a non-2xx answer."""
-    if response.status_code >= 400:
-        content = _scrub(content, response)
-        raise error_from_response(response.status_code, response.headers, content, url)
+    def _scrubbed(self, error: InferenceError, request: Request) -> InferenceError:
+        """``error`` without any credential this driver holds or sent."""
+        secrets = self.config.secrets() + redaction.url_secrets(request.url)
+        # A bad ambient token raises here: then nothing more of it can be in the message.
+        with contextlib.suppress(Exception):
+            secrets += redaction.header_secrets(self.config.headers_for(request))
+        return redaction.scrub_error(error, secrets)
 
 
-def decode_body(response: httpx.Response, url: str) -> Any:
-    """The decoded JSON of a response, or the mapped error."""
-    content = response.content
-    check_status(response, content, url)
+def is_answer(status: int) -> bool:
+    """Whether a status carries an answer: 2xx with content (204 and 205 have none)."""
+    return 200 <= status < 300 and status not in (204, 205)
+
+
+def status_error(response: httpx.Response, content: bytes, url: str) -> InferenceError:
+    """The error for a response that is not an answer."""
+    status = response.status_code
+    safe = redact_url(url)
+    if 300 <= status < 400:
+        location = response.headers.get("location")
+        where = redact_url(urljoin(url, location)) if location else "an unnamed location"
+        return RedirectError(
+            f"the server redirects ({status}) to {where}; hfrag does not follow redirects",
+            status=status,
+            url=safe,
+            body={"location": where},
+        )
+    if 200 <= status < 300:
+        return MalformedResponseError(
+            f"HTTP {status}: the server answered with no content where a JSON answer was expected",
+            status=status,
+            url=safe,
+        )
+    if status < 200 or status >= 600:
+        return MalformedResponseError(
+            f"HTTP {status} is not a final HTTP status an inference server answers with",
+            status=status,
+            url=safe,
+        )
+    return error_from_response(status, response.headers, content, url)
+
+
+def decode_answer(response: httpx.Response, content: bytes, url: str) -> Any:
+    """The decoded JSON of an answer (None for an empty body), or the mapped error."""
+    if not is_answer(response.status_code):
+        raise status_error(response, content, url)
     if not content.strip():
         return None
-    return decode_json(_scrub(content, response), url, response.status_code)
+    return decode_json(content, url, response.status_code)
+
+
+class BodyBuffer:
+    """A body read chunk by chunk, refused (or, for error bodies, cut) past ``limit`` bytes."""
+
+    def __init__(self, response: httpx.Response, limit: int, url: str) -> None:
+        self.truncate = not is_answer(response.status_code)
+        self.limit = ERROR_BODY_BYTES if self.truncate else limit
+        self.status = response.status_code
+        self.url = url
+        self.data = bytearray()
+        declared = response.headers.get("content-length", "")
+        if not self.truncate and declared.isdigit() and int(declared) > self.limit:
+            raise self.too_large(f"declares {int(declared)} bytes")
+
+    def too_large(self, detail: str) -> MalformedResponseError:
+        return MalformedResponseError(
+            f"the response body {detail}, more than the cap of {self.limit} bytes "
+            "(max_response_bytes); it was not read further",
+            status=self.status,
+            url=redact_url(self.url),
+        )
+
+    def add(self, chunk: bytes) -> bool:
+        """Append ``chunk``; False when an error body is full (stop reading)."""
+        self.data += chunk
+        if len(self.data) <= self.limit:
+            return True
+        if self.truncate:
+            del self.data[self.limit :]
+            return False
+        raise self.too_large("goes on past the cap")
 
 
 def is_event_stream(headers: Mapping[str, str]) -> bool:
@@ -91,19 +221,63 @@ def is_event_stream(headers: Mapping[str, str]) -> bool:
     return "text/event-stream" in headers.get("content-type", "").lower()
 
 
-class StreamDecoder:
-    """Lines in, payloads out, with ``[DONE]`` and end-of-stream handled once for both drivers."""
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
-    def __init__(self, url: str) -> None:
+
+class StreamDecoder:
+    """Bytes in, payloads out: line splitting, ``[DONE]`` and end of stream, for both drivers.
+
+    Memory stays bounded: a line or an event longer than ``max_event_bytes`` is refused.
+    """
+
+    def __init__(self, url: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._sse = SSEDecoder()
         self._url = url
+        self._limit = max_event_bytes
+        self._buffer = bytearray()
+        self._event_bytes = 0
         self.done = False
 
     def feed(self, line: str) -> list[Any]:
-        return self._decode(self._sse.feed(line))
+        """Payloads completed by one decoded line."""
+        return self._line(line.rstrip("\r\n").encode())
+
+    def feed_bytes(self, chunk: bytes) -> list[Any]:
+        """Payloads completed by ``chunk``."""
+        self._buffer += chunk
+        out: list[Any] = []
+        while not self.done:
+            match = _LINE_END.search(self._buffer)
+            # A CR at the very end may be the first half of CRLF: wait for the next chunk.
+            if match is None or (match.group() == b"\r" and match.end() == len(self._buffer)):
+                break
+            line = bytes(self._buffer[: match.start()])
+            del self._buffer[: match.end()]
+            out += self._line(line)
+        if self._event_bytes + len(self._buffer) > self._limit:
+            raise self._too_large()
+        return out
+
+    def _line(self, raw: bytes) -> list[Any]:
+        self._event_bytes = 0 if not raw else self._event_bytes + len(raw)
+        if self._event_bytes > self._limit:
+            raise self._too_large()
+        return self._decode(self._sse.feed(raw.decode("utf-8", errors="replace")))
+
+    def _too_large(self) -> MalformedResponseError:
+        return MalformedResponseError(
+            f"a stream event is larger than the cap of {self._limit} bytes (max_event_bytes)",
+            status=200,
+            url=redact_url(self._url),
+        )
 
     def finish(self) -> list[Any]:
-        return self._decode(self._sse.flush())
+        """Payloads left when the stream ends (a last line or event without its blank line)."""
+        out: list[Any] = []
+        if self._buffer and not self.done:
+            line, self._buffer = bytes(self._buffer), bytearray()
+            out += self._line(line)
+        return out + self._decode(self._sse.flush())
 
     def _decode(self, event: SSEEvent | None) -> list[Any]:
         if event is None or self.done:

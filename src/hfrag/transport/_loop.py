@@ -24,11 +24,21 @@ class _LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        # A forked child's copies of the parent's loops: never closed or touched there (their
+        # epoll set is shared with the parent), only kept from being garbage-collected.
+        self._orphans: list[asyncio.AbstractEventLoop] = []
+
+    def after_fork_in_child(self) -> None:
+        """Forget the parent's loop thread (it does not exist here) and its lock's state."""
+        self._lock = threading.Lock()
+        if self._loop is not None:
+            self._orphans.append(self._loop)
+        self._loop, self._thread, self._pid = None, None, os.getpid()
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's thread does not exist here
-                self._loop, self._thread, self._pid = None, None, os.getpid()
+            if self._pid != os.getpid():  # forked without the fork hook (should not happen)
+                self.after_fork_in_child()
             if self._loop is None or self._thread is None or not self._thread.is_alive():
                 loop = asyncio.new_event_loop()
                 ready = threading.Event()
@@ -51,6 +61,8 @@ class _LoopThread:
 
 
 _IO = _LoopThread()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_IO.after_fork_in_child)
 
 
 def io_loop() -> asyncio.AbstractEventLoop:

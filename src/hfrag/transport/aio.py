@@ -3,7 +3,8 @@
 Every coroutine of this class may be awaited from any event loop (``asyncio.run`` called twice,
 Jupyter, many concurrent tasks): the work runs on the private loop of :mod:`hfrag.transport._loop`,
 where the client's connections live, so no connection is ever bound to a caller's loop that has
-since closed.
+since closed. Each attempt, body read included, is bounded by ``asyncio.wait_for`` with the time
+the attempt may take (its timeout, shortened to the call's deadline).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import time
+import os
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
@@ -21,23 +22,29 @@ import httpx
 
 from hfrag.errors import InferenceError
 from hfrag.transport._core import (
+    BodyBuffer,
     DriverCore,
     StreamDecoder,
-    check_status,
-    decode_body,
+    decode_answer,
+    is_answer,
     is_event_stream,
+    status_error,
 )
 from hfrag.transport._loop import io_loop, run_async, run_sync
+from hfrag.transport.deadline import deadline_error, remaining
 from hfrag.transport.request import Request
 from hfrag.transport.responses import decode_json, error_from_exception
+from hfrag.transport.urls import redact_url
 
 _END = object()
 
 
-def _close_later(client: httpx.AsyncClient) -> None:
-    # Called by weakref.finalize when a transport is garbage-collected without close().
-    with contextlib.suppress(RuntimeError):
-        asyncio.run_coroutine_threadsafe(client.aclose(), io_loop())
+def _close_later(client: httpx.AsyncClient, pid: int) -> None:
+    # Called by weakref.finalize when a transport is garbage-collected without close(). In a
+    # forked child the pool is the parent's: leave it alone.
+    if os.getpid() == pid:
+        with contextlib.suppress(RuntimeError):
+            asyncio.run_coroutine_threadsafe(client.aclose(), io_loop())
 
 
 async def _next(iterator: AsyncIterator[Any]) -> Any:
@@ -62,64 +69,98 @@ class AsyncTransport(DriverCore):
     _client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
+        if self._forked():
+            self._client = None  # the parent's pool: not ours to use or to close
         if self._client is None:
-            client = httpx.AsyncClient(limits=self._limits(), follow_redirects=True)
+            # Redirects are never followed: see RedirectError.
+            client = httpx.AsyncClient(limits=self._limits(), follow_redirects=False)
             self._client = client
-            weakref.finalize(self, _close_later, client)
+            weakref.finalize(self, _close_later, client, os.getpid())
         return self._client
 
     async def request(self, request: Request) -> Any:
         """Send ``request`` (retrying as the policy says) and return the decoded JSON body."""
-        return await run_async(self._request(request))
+        try:
+            return await run_async(self._request(request))
+        except InferenceError as error:
+            raise self._scrubbed(error, request) from None
 
     async def _request(self, request: Request) -> Any:
-        start = time.monotonic()
+        end = self._call_end()
         for attempt in itertools.count():
             try:
-                return await self._send(request, start)
+                return await self._send(request, end)
             except InferenceError as error:
-                wait = self._wait_or_raise(request, attempt, error, start)
+                wait = self._wait_or_raise(request, attempt, error, end)
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send(self, request: Request, start: float) -> Any:
-        headers, timeout = self._attempt(request, start)
+    async def _send(self, request: Request, end: float | None) -> Any:
+        headers, budget = self._attempt(request, end)
+        client = self._http()
+        built = client.build_request(
+            request.method,
+            request.url,
+            json=request.json,
+            headers=headers,
+            timeout=httpx.Timeout(budget),
+        )
         try:
-            response = await self._http().request(
-                request.method, request.url, json=request.json, headers=headers, timeout=timeout
-            )
+            response, content = await asyncio.wait_for(self._exchange(built, request), budget)
+        except asyncio.TimeoutError:
+            raise self._timeout_error(request, end, budget) from None
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
-        return decode_body(response, request.url)
+        return decode_answer(response, content, request.url)
+
+    async def _exchange(self, built: httpx.Request, request: Request) -> tuple[Any, bytes]:
+        response = await self._http().send(built, stream=True)
+        try:
+            body = BodyBuffer(response, self.config.response_cap(request), request.url)
+            async for chunk in response.aiter_bytes():
+                if not body.add(chunk):
+                    break
+        finally:
+            await response.aclose()
+        return response, bytes(body.data)
 
     async def stream(self, request: Request) -> AsyncIterator[Any]:
-        """Send ``request`` and yield each event's JSON payload until ``[DONE]`` or the end."""
-        events = self._stream(request)
+        """Send ``request`` and yield each event's JSON payload until ``[DONE]`` or the end.
+
+        The deadline covers opening the stream and reading all of it; ``timeout`` bounds each
+        wait for the next bytes.
+        """
+        events = self._stream(request, self._call_end())
         try:
             while True:
-                item = await run_async(_next(events))
+                try:
+                    item = await run_async(_next(events))
+                except InferenceError as error:
+                    raise self._scrubbed(error, request) from None
                 if item is _END:
                     return
                 yield item
         finally:
             await run_async(events.aclose())
 
-    async def _stream(self, request: Request) -> AsyncGenerator[Any, None]:
-        start = time.monotonic()
+    async def _stream(self, request: Request, end: float | None) -> AsyncGenerator[Any, None]:
         for attempt in itertools.count():
             try:
-                response = await self._open(request, start)
+                response = await self._open(request, end)
                 break
             except InferenceError as error:
-                wait = self._wait_or_raise(request, attempt, error, start)
+                wait = self._wait_or_raise(request, attempt, error, end)
             await asyncio.sleep(wait)
         try:
             if not is_event_stream(response.headers):
-                yield decode_json(await response.aread(), request.url)
+                body = BodyBuffer(response, self.config.response_cap(request), request.url)
+                async for chunk in self._chunks(response, request, end):
+                    body.add(chunk)
+                yield decode_json(bytes(body.data), request.url)
                 return
-            decoder = StreamDecoder(request.url)
-            async for line in response.aiter_lines():
-                for payload in decoder.feed(line):
+            decoder = StreamDecoder(request.url, self.config.max_event_bytes)
+            async for chunk in self._chunks(response, request, end):
+                for payload in decoder.feed_bytes(chunk):
                     yield payload
                 if decoder.done:
                     return
@@ -130,30 +171,66 @@ class AsyncTransport(DriverCore):
         finally:
             await response.aclose()
 
-    async def _open(self, request: Request, start: float) -> httpx.Response:
-        headers, timeout = self._attempt(request, start)
+    @staticmethod
+    async def _chunks(
+        response: httpx.Response, request: Request, end: float | None
+    ) -> AsyncIterator[bytes]:
+        """The body's chunks, each awaited no later than the call's end."""
+        iterator = response.aiter_bytes().__aiter__()
+        while True:
+            left = remaining(end)
+            if left is not None and left <= 0:
+                raise deadline_error(redact_url(request.url))
+            try:
+                chunk = await asyncio.wait_for(iterator.__anext__(), left)
+            except StopAsyncIteration:
+                return
+            except asyncio.TimeoutError:
+                raise deadline_error(redact_url(request.url)) from None
+            yield chunk
+
+    async def _open(self, request: Request, end: float | None) -> httpx.Response:
+        headers, budget = self._attempt(request, end)
         client = self._http()
         built = client.build_request(
-            request.method, request.url, json=request.json, headers=headers, timeout=timeout
+            request.method,
+            request.url,
+            json=request.json,
+            headers=headers,
+            timeout=httpx.Timeout(budget),
         )
         try:
-            response = await client.send(built, stream=True)
-            if response.status_code >= 400:
-                content = await response.aread()
-                await response.aclose()
-                check_status(response, content, request.url)
+            return await asyncio.wait_for(self._open_checked(built, request), budget)
+        except asyncio.TimeoutError:
+            raise self._timeout_error(request, end, budget) from None
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
-        return response
+
+    async def _open_checked(self, built: httpx.Request, request: Request) -> httpx.Response:
+        response = await self._http().send(built, stream=True)
+        if is_answer(response.status_code):
+            return response
+        try:
+            body = BodyBuffer(response, self.config.response_cap(request), request.url)
+            async for chunk in response.aiter_bytes():
+                if not body.add(chunk):
+                    break
+        finally:
+            await response.aclose()
+        raise status_error(response, bytes(body.data), request.url)
 
     async def aclose(self) -> None:
         """Close pooled connections; the transport reopens them if used again."""
+        if self._forked():
+            self._client = None
         client, self._client = self._client, None
         if client is not None:
             await run_async(client.aclose())
 
     def close(self) -> None:
         """Blocking :meth:`aclose`, for sync code and ``with`` blocks."""
+        if self._forked():
+            self._client = None
         client, self._client = self._client, None
         if client is not None:
             run_sync(client.aclose())

@@ -29,3 +29,8 @@ class Request:
     stream: bool = False
     #: Per-request timeout in seconds, overriding the transport's default.
     timeout: float | None = None
+    #: The task's estimate of a generous body size for this request, in bytes; the transport's
+    #: cap is at least this much unless the user set ``max_response_bytes`` explicitly.
+    max_response_bytes: int | None = None
+    #: Retries for this request, overriding the policy's ``max_retries`` (0: one attempt only).
+    max_retries: int | None = None

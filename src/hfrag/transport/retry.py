@@ -94,8 +94,10 @@ class RetryPolicy:
         max_wait: cap on any single wait, including one the server asked for.
         backoff_base: first backoff wait in seconds when the server gives no hint.
         backoff_max: cap on the backoff wait.
-        deadline: overall seconds for one call, retries and waits included (None: no limit
-            beyond ``max_retries``).
+        deadline: overall seconds for one call, every batch, attempt, wait and body read included
+            (None: no limit beyond ``max_retries``). A call is one public method of a task client
+            (``embed`` of 10,000 texts is one call), or one ``request``/``stream`` of a driver
+            used directly.
     """
 
     max_retries: int = 4
@@ -105,14 +107,13 @@ class RetryPolicy:
     deadline: float | None = None
 
     def __post_init__(self) -> None:
-        from hfrag.errors import ConfigurationError
+        from hfrag._checks import check_int, check_number
 
-        if self.max_retries < 0:
-            raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries}")
-        if self.max_wait < 0:
-            raise ConfigurationError(f"max_retry_wait must be >= 0 seconds, got {self.max_wait}")
-        if self.deadline is not None and self.deadline <= 0:
-            raise ConfigurationError(f"deadline must be > 0 seconds, got {self.deadline}")
+        check_int("max_retries", self.max_retries, minimum=0)
+        check_number("max_retry_wait", self.max_wait, minimum=0, unit="seconds")
+        check_number("backoff_base", self.backoff_base, minimum=0, unit="seconds")
+        check_number("backoff_max", self.backoff_max, minimum=0, unit="seconds")
+        check_number("deadline", self.deadline, positive=True, optional=True, unit="seconds")
 
     def next_wait(
         self,
@@ -122,7 +123,20 @@ class RetryPolicy:
         rng: random.Random | None = None,
     ) -> float | None:
         """Seconds to wait before retry number ``attempt + 1``, or None to give up now."""
-        if not should_retry(error) or attempt >= self.max_retries:
+        left = None if self.deadline is None else self.deadline - elapsed
+        return self.wait_within(attempt, error, left, rng)
+
+    def wait_within(
+        self,
+        attempt: int,
+        error: InferenceError,
+        remaining: float | None,
+        rng: random.Random | None = None,
+        max_retries: int | None = None,
+    ) -> float | None:
+        """Like :meth:`next_wait`, given the seconds ``remaining`` before the call's end."""
+        limit = self.max_retries if max_retries is None else max_retries
+        if not should_retry(error) or attempt >= limit:
             return None
         hinted = error.retry_after
         wait = (
@@ -131,13 +145,18 @@ class RetryPolicy:
             else backoff(attempt, self.backoff_base, self.backoff_max, rng)
         )
         wait = min(max(wait, 0.0), self.max_wait)
-        if self.deadline is not None and elapsed + wait >= self.deadline:
-            return None
+        if remaining is not None and wait >= remaining:
+            return None  # waking up after the deadline would only fail later
         return wait
 
     def attempt_timeout(self, timeout: float | None, elapsed: float) -> float | None:
         """The timeout for the next attempt: the request timeout, shortened to fit the deadline."""
-        if self.deadline is None:
-            return timeout
-        remaining = max(self.deadline - elapsed, 0.001)
-        return remaining if timeout is None else min(timeout, remaining)
+        left = None if self.deadline is None else max(self.deadline - elapsed, 0.001)
+        return timeout_within(timeout, left)
+
+
+def timeout_within(timeout: float | None, remaining: float | None) -> float | None:
+    """``timeout`` shortened to the seconds ``remaining`` before the call's end."""
+    if remaining is None:
+        return timeout
+    return remaining if timeout is None else min(timeout, remaining)

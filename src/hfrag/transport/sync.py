@@ -1,8 +1,15 @@
-"""The blocking driver: one pooled ``httpx.Client``, ``time.sleep`` between retries."""
+"""The blocking driver: one pooled ``httpx.Client``, ``time.sleep`` between retries.
+
+A body is read chunk by chunk with the clock checked between chunks, so a server that drips its
+answer cannot hold an attempt past its time (each socket read is itself bounded by the attempt's
+timeout). Task clients do not use this driver: their sync methods run the async one on hfrag's
+private loop, where every wait is bounded exactly.
+"""
 
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 import weakref
@@ -14,15 +21,25 @@ import httpx
 
 from hfrag.errors import InferenceError
 from hfrag.transport._core import (
+    BodyBuffer,
     DriverCore,
     StreamDecoder,
-    check_status,
-    decode_body,
+    decode_answer,
+    is_answer,
     is_event_stream,
+    status_error,
 )
 from hfrag.transport.config import TransportConfig
+from hfrag.transport.deadline import deadline_error, earliest, remaining
 from hfrag.transport.request import Request
 from hfrag.transport.responses import decode_json, error_from_exception
+from hfrag.transport.urls import redact_url
+
+
+def _close_if_owner(client: httpx.Client, pid: int) -> None:
+    # In a forked child the pool is the parent's: closing it there is not ours to do.
+    if os.getpid() == pid:
+        client.close()
 
 
 class SyncTransport(DriverCore):
@@ -38,61 +55,97 @@ class SyncTransport(DriverCore):
 
     def __init__(self, config: TransportConfig | None = None) -> None:
         super().__init__(config)
+
+    def _setup(self) -> None:
+        super()._setup()
         self._lock = threading.Lock()
 
     def _http(self) -> httpx.Client:
+        if self._forked():
+            # The parent's pool and lock (perhaps held by a thread that does not exist here).
+            self._client, self._lock = None, threading.Lock()
         client = self._client
         if client is None:
             with self._lock:  # threads sharing the transport must share one pool
                 client = self._client
                 if client is None:
-                    client = httpx.Client(limits=self._limits(), follow_redirects=True)
-                    weakref.finalize(self, client.close)
+                    # Redirects are never followed: see RedirectError.
+                    client = httpx.Client(limits=self._limits(), follow_redirects=False)
+                    weakref.finalize(self, _close_if_owner, client, os.getpid())
                     self._client = client
         return client
 
     def request(self, request: Request) -> Any:
         """Send ``request`` (retrying as the policy says) and return the decoded JSON body."""
-        start = time.monotonic()
-        for attempt in itertools.count():
-            try:
-                return self._send(request, start)
-            except InferenceError as error:
-                wait = self._wait_or_raise(request, attempt, error, start)
-            time.sleep(wait)
+        try:
+            end = self._call_end()
+            for attempt in itertools.count():
+                try:
+                    return self._send(request, end)
+                except InferenceError as error:
+                    wait = self._wait_or_raise(request, attempt, error, end)
+                time.sleep(wait)
+        except InferenceError as error:
+            raise self._scrubbed(error, request) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, request: Request, start: float) -> Any:
-        headers, timeout = self._attempt(request, start)
+    def _send(self, request: Request, end: float | None) -> Any:
+        headers, budget = self._attempt(request, end)
+        stop = earliest(end, None if budget is None else time.monotonic() + budget)
+        client = self._http()
+        built = client.build_request(
+            request.method,
+            request.url,
+            json=request.json,
+            headers=headers,
+            timeout=httpx.Timeout(budget),
+        )
         try:
-            response = self._http().request(
-                request.method, request.url, json=request.json, headers=headers, timeout=timeout
-            )
+            response = client.send(built, stream=True)
+            try:
+                body = BodyBuffer(response, self.config.response_cap(request), request.url)
+                for chunk in response.iter_bytes():
+                    left = remaining(stop)
+                    if left is not None and left <= 0:
+                        raise self._timeout_error(request, end, budget)
+                    if not body.add(chunk):
+                        break
+            finally:
+                response.close()
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
-        return decode_body(response, request.url)
+        return decode_answer(response, bytes(body.data), request.url)
 
     def stream(self, request: Request) -> Iterator[Any]:
         """Send ``request`` and yield each event's JSON payload until ``[DONE]`` or the end.
 
         Failures before the first event are retried like :meth:`request`; an error event or a
-        broken connection after it raises.
+        broken connection after it raises. The deadline covers opening and reading the stream.
         """
-        start = time.monotonic()
+        try:
+            yield from self._stream(request)
+        except InferenceError as error:
+            raise self._scrubbed(error, request) from None
+
+    def _stream(self, request: Request) -> Iterator[Any]:
+        end = self._call_end()
         for attempt in itertools.count():
             try:
-                response = self._open(request, start)
+                response = self._open(request, end)
                 break
             except InferenceError as error:
-                wait = self._wait_or_raise(request, attempt, error, start)
+                wait = self._wait_or_raise(request, attempt, error, end)
             time.sleep(wait)
         try:
             if not is_event_stream(response.headers):
-                yield decode_json(response.read(), request.url)
+                body = BodyBuffer(response, self.config.response_cap(request), request.url)
+                for chunk in self._chunks(response, request, end):
+                    body.add(chunk)
+                yield decode_json(bytes(body.data), request.url)
                 return
-            decoder = StreamDecoder(request.url)
-            for line in response.iter_lines():
-                yield from decoder.feed(line)
+            decoder = StreamDecoder(request.url, self.config.max_event_bytes)
+            for chunk in self._chunks(response, request, end):
+                yield from decoder.feed_bytes(chunk)
                 if decoder.done:
                     return
             yield from decoder.finish()
@@ -101,24 +154,43 @@ class SyncTransport(DriverCore):
         finally:
             response.close()
 
-    def _open(self, request: Request, start: float) -> httpx.Response:
-        headers, timeout = self._attempt(request, start)
+    @staticmethod
+    def _chunks(response: httpx.Response, request: Request, end: float | None) -> Iterator[bytes]:
+        for chunk in response.iter_bytes():
+            left = remaining(end)
+            if left is not None and left <= 0:
+                raise deadline_error(redact_url(request.url))
+            yield chunk
+
+    def _open(self, request: Request, end: float | None) -> httpx.Response:
+        headers, budget = self._attempt(request, end)
         client = self._http()
         built = client.build_request(
-            request.method, request.url, json=request.json, headers=headers, timeout=timeout
+            request.method,
+            request.url,
+            json=request.json,
+            headers=headers,
+            timeout=httpx.Timeout(budget),
         )
         try:
             response = client.send(built, stream=True)
-            if response.status_code >= 400:
-                content = response.read()
+            if is_answer(response.status_code):
+                return response
+            try:
+                body = BodyBuffer(response, self.config.response_cap(request), request.url)
+                for chunk in response.iter_bytes():
+                    if not body.add(chunk):
+                        break
+            finally:
                 response.close()
-                check_status(response, content, request.url)
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
-        return response
+        raise status_error(response, bytes(body.data), request.url)
 
     def close(self) -> None:
         """Close pooled connections; the transport reopens them if used again."""
+        if self._forked():
+            self._client, self._lock = None, threading.Lock()
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
