@@ -119,9 +119,15 @@ class DriverCore:
     ) -> float:
         """Seconds to sleep before the next attempt; raises ``error`` when it is time to stop."""
         policy = self.config.retry
-        wait = policy.wait_within(attempt, error, remaining(end), self._rng, request.max_retries)
+        wait = policy.wait_within(attempt, error, None, self._rng, request.max_retries)
         if wait is None:
             raise error
+        left = remaining(end)
+        if left is not None and wait >= left:
+            # Waking up after the deadline would only fail later: the deadline ends the call now.
+            raise deadline_error(
+                redact_url(request.url), f"no time left to retry after: {error.args[0]}"
+            )
         logger.debug(
             "retrying %s %s: attempt %d of %d in %.2fs after %s",
             request.method,
