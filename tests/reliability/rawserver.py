@@ -199,7 +199,7 @@ def endless(
     interval: float = 0.0,
     content_type: str = "application/json",
 ) -> Behaviour:
-    """A 200 whose body never ends (no Content-Length: the body runs until the connection closes)."""
+    """A 200 whose body never ends (no Content-Length: it runs until the connection closes)."""
 
     async def behaviour(request: RawRequest, writer: asyncio.StreamWriter) -> None:
         writer.write(head(200, {"Content-Type": content_type}))
