@@ -63,7 +63,9 @@ def check_number(
     """A finite real number (not a bool, not NaN or infinite); ``positive`` means ``> 0``."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be a number, got {value!r}")
+    if not isinstance(value, (int, float)):
         try:
             value = float(operator.index(value))  # numpy integers
         except TypeError:

@@ -67,7 +67,10 @@ class TransportConfig:
                 raise ConfigurationError(
                     f"token must be a string or hfrag.transport.Secret, got {type(token).__name__}"
                 )
-            value = check_header_value("the token", token.get_secret_value()).strip()
+            raw = token.get_secret_value()
+            if not isinstance(raw, str):
+                raise ConfigurationError(f"token must be a string, got {type(raw).__name__}")
+            value = check_header_value("the token", raw.strip())
             if value != token.get_secret_value():
                 object.__setattr__(self, "token", type(token)(value))
         check_number("timeout", self.timeout, positive=True, optional=True, unit="seconds")

@@ -9,12 +9,13 @@ The drivers register their credentials here while they live; :class:`ScrubFilter
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from hfrag.errors import InferenceError
 
@@ -52,10 +53,13 @@ def header_secrets(headers: Mapping[str, str]) -> list[str]:
 
 
 def url_secrets(url: str) -> list[str]:
-    """User-info and key-like query values of ``url``."""
+    """User-info (and the Basic credential httpx builds from it) and key-like query values."""
     try:
         parts = urlsplit(url)
         out = [p for p in (parts.username, parts.password) if p]
+        if parts.username is not None or parts.password is not None:
+            pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            out.append(base64.b64encode(pair.encode()).decode())
         out += [v for k, v in parse_qsl(parts.query, keep_blank_values=False) if is_sensitive(k)]
     except ValueError:
         return []
