@@ -206,7 +206,13 @@ def test_token_never_shows(
     assert leaks == []
     assert "visible" in shown["model_dump_json"]  # other headers are kept
     kwargs = dumpd(emb)["kwargs"]
-    assert kwargs["token"] == {"lc": 1, "type": "secret", "id": ["HF_TOKEN"]}
+    # A local endpoint: not HF_TOKEN, which loads(secrets_from_env=True) would fill from the env.
+    assert kwargs["token"] == {"lc": 1, "type": "secret", "id": ["HFRAG_TOKEN"]}
+    assert kwargs["header:X-Api-Key"] == {
+        "lc": 1,
+        "type": "secret",
+        "id": ["HFRAG_HEADER_X_API_KEY"],
+    }
 
 
 async def test_sync_methods_work_inside_a_running_loop(srv: ServerHandle) -> None:

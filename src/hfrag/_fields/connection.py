@@ -11,6 +11,10 @@ per URL by the transport, which sends it to Hugging Face hosts only; it is never
 field. ``token`` stays out of ``repr``, ``model_dump`` and every serialised form, and validation
 errors do not echo their input. Header values that look like credentials are masked the same way.
 
+Copies and pickles: ``copy.deepcopy`` and ``model_copy(deep=True)`` give a working adapter with a
+fresh client (no pool or lock is copied). A pickle holds no client and no token, unless the token
+was given as a :class:`hfrag.transport.Secret` (kept as :class:`PortableToken`): then it travels.
+
 This module imports pydantic (both frameworks bring it) and neither framework; ``import hfrag``
 does not import it.
 """
@@ -18,16 +22,24 @@ does not import it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_serializer
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+)
 
-from hfrag.tasks import transport_config
+from hfrag.tasks import TaskClient, transport_config
 from hfrag.transport import Secret
+from hfrag.transport.redaction import sensitive_headers
 from hfrag.transport.urls import redact_url
 
-__all__ = ["ADAPTER_CONFIG", "InferenceFields", "sensitive_headers"]
+__all__ = ["ADAPTER_CONFIG", "InferenceFields", "PortableToken", "sensitive_headers"]
 
 #: The pydantic config both adapters use: typos fail, ``api_key=`` works, errors never echo input
 #: (the input may hold the token).
@@ -39,19 +51,23 @@ _CLIENT = {
     for name, p in inspect.signature(transport_config).parameters.items()
     if p.default is not inspect.Parameter.empty
 }
-
-# Header names whose values are credentials, or may be.
-_SENSITIVE = ("auth", "cookie", "key", "token", "secret", "signature")
 _MASK = "**********"
 
 
-def sensitive_headers(headers: Mapping[str, str] | None) -> list[str]:
-    """Names of ``headers`` whose values may be credentials (``Authorization``, ``X-Api-Key``)."""
-    return [name for name in headers or {} if any(s in name.lower() for s in _SENSITIVE)]
+class PortableToken(SecretStr):
+    """A token given as :class:`hfrag.transport.Secret`: pickles of the adapter carry it.
+
+    A token given as a plain string (or ``SecretStr``) is left out of pickles: the user chose
+    to let it travel only by handing over a ``Secret``.
+    """
 
 
 class InferenceFields(BaseModel):
     """Where to send requests and how: the connection settings every hfrag adapter has."""
+
+    #: Private attributes that are caches of a client (and what it was built from): left out of
+    #: pickles and rebuilt on first use. A task's fields module extends it.
+    _rebuilt: ClassVar[tuple[str, ...]] = ()
 
     model: str | None = Field(
         default=None,
@@ -108,6 +124,12 @@ class InferenceFields(BaseModel):
         repr=False,
         description="Extra HTTP headers for every request (credential-like values are masked).",
     )
+    max_response_bytes: int | None = Field(
+        default=_CLIENT["max_response_bytes"],
+        description=(
+            "Cap on one response body in bytes; None: automatic (32 MiB, more for big batches)."
+        ),
+    )
     bill_to: str | None = Field(
         default=None, description="Organisation to bill on the router (X-HF-Bill-To header)."
     )
@@ -118,6 +140,26 @@ class InferenceFields(BaseModel):
     use_cache: bool | None = Field(
         default=None, description="Send x-use-cache; False skips the server's response cache."
     )
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _remember_a_secret(cls, value: Any) -> Any:
+        return PortableToken(value.get_secret_value()) if isinstance(value, Secret) else value
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickles hold no live client and no token unless it was given as a ``Secret``."""
+        state: dict[Any, Any] = super().__getstate__()
+        fields = dict(state["__dict__"])
+        if not isinstance(fields.get("token"), PortableToken):
+            fields["token"] = None
+        state["__dict__"] = fields
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {
+                k: None if k in self._rebuilt or isinstance(v, TaskClient) else v
+                for k, v in private.items()
+            }
+        return state
 
     @field_serializer("headers")
     def _mask_headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
@@ -131,7 +173,7 @@ class InferenceFields(BaseModel):
         return {
             "model": self.model,
             "endpoint_url": self.endpoint_url,
-            "token": None if self.token is None else Secret(self.token.get_secret_value()),
+            "token": self._token(),
             "router_url": self.router_url,
             "timeout": self.timeout,
             "max_retries": self.max_retries,
@@ -141,7 +183,14 @@ class InferenceFields(BaseModel):
             "bill_to": self.bill_to,
             "wait_for_model": self.wait_for_model,
             "use_cache": self.use_cache,
+            "max_response_bytes": self.max_response_bytes,
         }
+
+    def _token(self) -> str | Secret | None:
+        if self.token is None:
+            return None
+        value = self.token.get_secret_value()
+        return Secret(value) if isinstance(self.token, PortableToken) else value
 
     def _target_name(self) -> str:
         """The model id, or the endpoint URL fit for logs (for ``model_name`` and the like)."""

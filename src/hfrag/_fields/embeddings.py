@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 from typing_extensions import Self
@@ -80,6 +80,7 @@ class EmbeddingFields(InferenceFields):
         default=_OPTIONS.show_progress, description="Show a tqdm progress bar for long jobs."
     )
 
+    _rebuilt: ClassVar[tuple[str, ...]] = ("_client", "_client_key")
     _client: EmbeddingsClient | None = PrivateAttr(default=None)
     _client_key: tuple[Any, ...] | None = PrivateAttr(default=None)
 
