@@ -20,6 +20,7 @@ from hfrag.errors import (
     NotFoundError,
     PaymentRequiredError,
     RateLimitError,
+    RedirectError,
     UnavailableError,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "NotFoundError",
     "PaymentRequiredError",
     "RateLimitError",
+    "RedirectError",
     "UnavailableError",
     "__version__",
 ]

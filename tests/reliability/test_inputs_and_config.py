@@ -216,3 +216,31 @@ def test_unsendable_ambient_token_is_refused_without_echo(monkeypatch: pytest.Mo
     with pytest.raises(ConfigurationError, match="ambient") as info:
         TransportConfig().headers_for(Request("https://router.huggingface.co/x"))
     assert PLANTED not in str(info.value)
+
+
+# --- the adapters: the same checks, inside pydantic's ValidationError ---
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"timeout": NAN},
+        {"max_retry_wait": INF},
+        {"deadline": NAN},
+        {"max_retries": INF},
+        {"batch_size": 2.5},
+        {"headers": {"X-Api-Key": PLANTED + "\r\nX-Evil: 1"}},
+        {"token": PLANTED + "\nx"},
+        {"api_key": PLANTED + "\u00e9"},
+    ],
+)
+@pytest.mark.parametrize("framework", ["langchain", "llama_index"])
+def test_adapters_refuse_bad_settings_without_echo(framework: str, kwargs: dict[str, Any]) -> None:
+    if framework == "langchain":
+        from hfrag.langchain import HuggingFaceInferenceEmbeddings as Adapter
+    else:
+        from hfrag.llama_index import HuggingFaceInferenceEmbedding as Adapter  # type: ignore[assignment]
+    with pytest.raises(ValueError) as info:
+        Adapter(endpoint_url="http://127.0.0.1:9/embed", **kwargs)
+    assert PLANTED not in str(info.value)
+    assert PLANTED not in repr(info.value)

@@ -102,7 +102,10 @@ class InferenceFields(BaseModel):
     )
     timeout: float | None = Field(
         default=_CLIENT["timeout"],
-        description="Seconds for one HTTP attempt (connect, send, each read); None: no limit.",
+        description=(
+            "Seconds for one HTTP attempt, from connecting to the last byte of the answer; "
+            "None: no limit."
+        ),
     )
     max_retries: int = Field(
         default=_CLIENT["max_retries"],
@@ -117,7 +120,9 @@ class InferenceFields(BaseModel):
     )
     deadline: float | None = Field(
         default=_CLIENT["deadline"],
-        description="Overall seconds for one call, retries and waits included; None: no limit.",
+        description=(
+            "Overall seconds for one call: every batch, retry, wait and body read; None: no limit."
+        ),
     )
     headers: dict[str, str] | None = Field(
         default=None,
