@@ -103,6 +103,22 @@ class DriverCore:
         )
         return headers, timeout_within(timeout, left)
 
+    @staticmethod
+    def _build(
+        client: httpx.Client | httpx.AsyncClient,
+        request: Request,
+        headers: dict[str, str],
+        budget: float | None,
+    ) -> httpx.Request:
+        """The httpx request of one attempt; ``budget`` bounds each connect, write and read."""
+        return client.build_request(
+            request.method,
+            request.url,
+            json=request.json,
+            headers=headers,
+            timeout=httpx.Timeout(budget),
+        )
+
     def _timeout_error(self, request: Request, end: float | None, budget: float | None) -> Any:
         left = remaining(end)
         if left is not None and left <= 0.01:

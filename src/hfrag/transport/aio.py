@@ -98,13 +98,7 @@ class AsyncTransport(DriverCore):
     async def _send(self, request: Request, end: float | None) -> Any:
         headers, budget = self._attempt(request, end)
         client = self._http()
-        built = client.build_request(
-            request.method,
-            request.url,
-            json=request.json,
-            headers=headers,
-            timeout=httpx.Timeout(budget),
-        )
+        built = self._build(client, request, headers, budget)
         try:
             response, content = await asyncio.wait_for(self._exchange(built, request), budget)
         except asyncio.TimeoutError:
@@ -115,6 +109,10 @@ class AsyncTransport(DriverCore):
 
     async def _exchange(self, built: httpx.Request, request: Request) -> tuple[Any, bytes]:
         response = await self._http().send(built, stream=True)
+        return response, await self._read_all(response, request)
+
+    async def _read_all(self, response: httpx.Response, request: Request) -> bytes:
+        """The whole body, counted against its cap as it streams in; the response is closed."""
         try:
             body = BodyBuffer(response, self.config.response_cap(request), request.url)
             async for chunk in response.aiter_bytes():
@@ -122,7 +120,7 @@ class AsyncTransport(DriverCore):
                     break
         finally:
             await response.aclose()
-        return response, bytes(body.data)
+        return bytes(body.data)
 
     async def stream(self, request: Request) -> AsyncIterator[Any]:
         """Send ``request`` and yield each event's JSON payload until ``[DONE]`` or the end.
@@ -192,13 +190,7 @@ class AsyncTransport(DriverCore):
     async def _open(self, request: Request, end: float | None) -> httpx.Response:
         headers, budget = self._attempt(request, end)
         client = self._http()
-        built = client.build_request(
-            request.method,
-            request.url,
-            json=request.json,
-            headers=headers,
-            timeout=httpx.Timeout(budget),
-        )
+        built = self._build(client, request, headers, budget)
         try:
             return await asyncio.wait_for(self._open_checked(built, request), budget)
         except asyncio.TimeoutError:
@@ -210,14 +202,7 @@ class AsyncTransport(DriverCore):
         response = await self._http().send(built, stream=True)
         if is_answer(response.status_code):
             return response
-        try:
-            body = BodyBuffer(response, self.config.response_cap(request), request.url)
-            async for chunk in response.aiter_bytes():
-                if not body.add(chunk):
-                    break
-        finally:
-            await response.aclose()
-        raise status_error(response, bytes(body.data), request.url)
+        raise status_error(response, await self._read_all(response, request), request.url)
 
     async def aclose(self) -> None:
         """Close pooled connections; the transport reopens them if used again."""

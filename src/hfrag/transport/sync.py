@@ -91,30 +91,36 @@ class SyncTransport(DriverCore):
 
     def _send(self, request: Request, end: float | None) -> Any:
         headers, budget = self._attempt(request, end)
-        stop = earliest(end, None if budget is None else time.monotonic() + budget)
         client = self._http()
-        built = client.build_request(
-            request.method,
-            request.url,
-            json=request.json,
-            headers=headers,
-            timeout=httpx.Timeout(budget),
-        )
+        built = self._build(client, request, headers, budget)
         try:
             response = client.send(built, stream=True)
-            try:
-                body = BodyBuffer(response, self.config.response_cap(request), request.url)
-                for chunk in response.iter_bytes():
-                    left = remaining(stop)
-                    if left is not None and left <= 0:
-                        raise self._timeout_error(request, end, budget)
-                    if not body.add(chunk):
-                        break
-            finally:
-                response.close()
+            content = self._read_all(response, request, end, budget)
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
-        return decode_answer(response, bytes(body.data), request.url)
+        return decode_answer(response, content, request.url)
+
+    def _read_all(
+        self,
+        response: httpx.Response,
+        request: Request,
+        end: float | None,
+        budget: float | None,
+    ) -> bytes:
+        """The whole body, counted against its cap and read within the attempt's ``budget``
+        (from now) and the call's ``end``; the response is closed."""
+        stop = earliest(end, None if budget is None else time.monotonic() + budget)
+        try:
+            body = BodyBuffer(response, self.config.response_cap(request), request.url)
+            for chunk in response.iter_bytes():
+                left = remaining(stop)
+                if left is not None and left <= 0:
+                    raise self._timeout_error(request, end, budget)
+                if not body.add(chunk):
+                    break
+        finally:
+            response.close()
+        return bytes(body.data)
 
     def stream(self, request: Request) -> Iterator[Any]:
         """Send ``request`` and yield each event's JSON payload until ``[DONE]`` or the end.
@@ -165,27 +171,15 @@ class SyncTransport(DriverCore):
     def _open(self, request: Request, end: float | None) -> httpx.Response:
         headers, budget = self._attempt(request, end)
         client = self._http()
-        built = client.build_request(
-            request.method,
-            request.url,
-            json=request.json,
-            headers=headers,
-            timeout=httpx.Timeout(budget),
-        )
+        built = self._build(client, request, headers, budget)
         try:
             response = client.send(built, stream=True)
             if is_answer(response.status_code):
                 return response
-            try:
-                body = BodyBuffer(response, self.config.response_cap(request), request.url)
-                for chunk in response.iter_bytes():
-                    if not body.add(chunk):
-                        break
-            finally:
-                response.close()
+            content = self._read_all(response, request, end, budget)
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
-        raise status_error(response, bytes(body.data), request.url)
+        raise status_error(response, content, request.url)
 
     def close(self) -> None:
         """Close pooled connections; the transport reopens them if used again."""
