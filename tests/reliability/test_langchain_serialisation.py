@@ -92,3 +92,35 @@ def test_a_header_secret_not_given_back_is_dropped_with_a_warning() -> None:
     with pytest.warns(UserWarning, match="HFRAG_HEADER_X_API_KEY"):
         back = _loads(dumps(emb))
     assert back.headers is None
+
+
+URL_SECRET = "PLANTED-url-key-0004"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://127.0.0.1:9/embed?api_key={URL_SECRET}",
+        f"http://me:{URL_SECRET}@127.0.0.1:9/embed",
+    ],
+    ids=["query", "user-info"],
+)
+def test_url_credentials_never_show(url: str) -> None:
+    from hfrag.llama_index import HuggingFaceInferenceEmbedding
+
+    lc = HuggingFaceInferenceEmbeddings(endpoint_url=url)
+    li = HuggingFaceInferenceEmbedding(endpoint_url=url)
+    shown = [
+        repr(lc),
+        str(lc),
+        dumps(lc),
+        lc.model_dump_json(),
+        repr(li),
+        li.to_json(),
+        json.dumps(li.to_dict()),
+        li.model_name,
+    ]
+    for text in shown:
+        assert URL_SECRET not in text
+    back = _loads(dumps(lc), secrets_map={"HFRAG_ENDPOINT_URL": url})
+    assert back.endpoint_url == url

@@ -36,7 +36,7 @@ from pydantic import (
 
 from hfrag.tasks import TaskClient, transport_config
 from hfrag.transport import Secret
-from hfrag.transport.redaction import sensitive_headers
+from hfrag.transport.redaction import sensitive_headers, url_secrets
 from hfrag.transport.urls import redact_url
 
 __all__ = ["ADAPTER_CONFIG", "InferenceFields", "PortableToken", "sensitive_headers"]
@@ -52,6 +52,16 @@ _CLIENT = {
     if p.default is not inspect.Parameter.empty
 }
 _MASK = "**********"
+
+
+_URL_FIELDS = ("endpoint_url", "router_url")
+
+
+def _shown_url(url: Any) -> Any:
+    """A URL as shown in reprs and dumps: redacted when it carries a credential."""
+    if isinstance(url, str) and url_secrets(url):
+        return redact_url(url)
+    return url
 
 
 class PortableToken(SecretStr):
@@ -172,6 +182,15 @@ class InferenceFields(BaseModel):
             return None
         hidden = set(sensitive_headers(headers))
         return {k: _MASK if k in hidden else v for k, v in headers.items()}
+
+    @field_serializer("endpoint_url", "router_url")
+    def _hide_url_credentials(self, url: str | None) -> str | None:
+        shown: str | None = _shown_url(url)
+        return shown
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, _shown_url(value) if name in _URL_FIELDS else value
 
     def _connection(self) -> dict[str, Any]:
         """Keyword arguments of a task client's constructor, from these fields."""

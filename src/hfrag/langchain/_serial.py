@@ -10,6 +10,8 @@
   ``"header:<name>"`` holding a secret id ``HFRAG_HEADER_<NAME>``: LangChain escapes secret markers
   nested inside a dict (``headers``), which ``loads()`` then cannot restore, but it revives
   top-level ones. The constructor folds those arguments back into ``headers``.
+- An ``endpoint_url`` or ``router_url`` carrying a credential (user-info, an ``api_key=``-style
+  query value) is written as a whole as the secret ``HFRAG_ENDPOINT_URL`` / ``HFRAG_ROUTER_URL``.
 
 Every LangChain adapter of hfrag inherits :class:`LangChainSecrets` before ``Serializable``.
 """
@@ -22,12 +24,13 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, model_validator
 
 from hfrag.transport.credentials import is_hf_host
-from hfrag.transport.redaction import sensitive_headers
+from hfrag.transport.redaction import sensitive_headers, url_secrets
 from hfrag.transport.urls import router_base
 
 __all__ = ["HEADER_PREFIX", "LangChainSecrets", "header_secret_id"]
 
 HEADER_PREFIX = "header:"
+_URL_SECRETS = {"endpoint_url": "HFRAG_ENDPOINT_URL", "router_url": "HFRAG_ROUTER_URL"}
 
 
 def _argument(name: str) -> str:
@@ -57,6 +60,10 @@ class LangChainSecrets(BaseModel):
     def lc_secrets(self) -> dict[str, str]:
         """The token, and header values that look like credentials, are never serialised."""
         secrets = {"token": "HF_TOKEN" if self._is_hf_target() else "HFRAG_TOKEN"}
+        for name, secret_id in _URL_SECRETS.items():
+            url = getattr(self, name, None)
+            if isinstance(url, str) and url_secrets(url):
+                secrets[name] = secret_id  # a URL carrying a credential is a secret as a whole
         headers: dict[str, str] = getattr(self, "headers", None) or {}
         for name in sensitive_headers(headers):
             secrets[_argument(name)] = header_secret_id(name)
