@@ -369,3 +369,37 @@ def _options(**kwargs: Any) -> Any:
     from hfrag.tasks import EmbeddingOptions
 
     return EmbeddingOptions(**kwargs)
+
+
+# --- more of what a hostile server can send ---
+
+
+def test_compressed_bomb_is_cut_at_the_cap(raw_server: RawServer, drive: Any) -> None:
+    import gzip
+
+    bomb = gzip.compress(b"[" + b"0" * 50_000_000, compresslevel=9)  # ~50 KB on the wire
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+        "Content-Length": str(len(bomb)),
+    }
+    raw_server.route("/embed", raw(head(200, headers) + bomb))
+    with pytest.raises(MalformedResponseError, match="cap of 1000000 bytes"):
+        drive(max_response_bytes=1_000_000).request(Request(raw_server.url + "/embed", json=BODY))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_dripping_headers_end_at_the_deadline(raw_server: RawServer, mode: str) -> None:
+    async def behaviour(request: Any, writer: Any) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(1000):
+            await asyncio.sleep(0.05)
+            writer.write(b"X: y\r\n")
+            await writer.drain()
+
+    raw_server.route("/embed", behaviour)
+    client = EmbeddingsClient(endpoint_url=raw_server.url + "/embed", deadline=0.8, timeout=0.5)
+    start = time.monotonic()
+    with pytest.raises(InferenceTimeoutError):
+        _call(mode, client, ["a"])
+    assert time.monotonic() - start < BOUND
