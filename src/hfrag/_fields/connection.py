@@ -143,6 +143,28 @@ class InferenceFields(BaseModel):
             "use_cache": self.use_cache,
         }
 
+    def _settings_key(self, owner: type[BaseModel]) -> tuple[Any, ...]:
+        """The values of ``owner``'s fields, hashable: the client is rebuilt when they change."""
+        values = []
+        for name in owner.model_fields:
+            value = getattr(self, name)
+            values.append(tuple(sorted(value.items())) if isinstance(value, dict) else value)
+        return tuple(values)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # A pickle carries no credential (the token, credential-like headers) and no client: the
+        # copy builds its own on first use, with the ambient token rules of its process.
+        state: dict[Any, Any] = super().__getstate__()
+        fields = dict(state["__dict__"], token=None)
+        hidden = set(sensitive_headers(fields.get("headers")))
+        if hidden:
+            fields["headers"] = {k: v for k, v in fields["headers"].items() if k not in hidden}
+        private = dict(state.get("__pydantic_private__") or {})
+        for name in ("_client", "_client_key"):
+            if name in private:
+                private[name] = None
+        return {**state, "__dict__": fields, "__pydantic_private__": private}
+
     def _target_name(self) -> str:
         """The model id, or the endpoint URL fit for logs (for ``model_name`` and the like)."""
         if self.model:

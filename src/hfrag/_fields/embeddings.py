@@ -88,16 +88,9 @@ class EmbeddingFields(InferenceFields):
         self.embeddings_client()  # raises ConfigurationError (a ValueError) for bad settings
         return self
 
-    def _settings_key(self) -> tuple[Any, ...]:
-        values = []
-        for name in EmbeddingFields.model_fields:
-            value = getattr(self, name)
-            values.append(tuple(sorted(value.items())) if isinstance(value, dict) else value)
-        return tuple(values)
-
     def embeddings_client(self) -> EmbeddingsClient:
         """The task client these fields describe (built once, rebuilt after a field changes)."""
-        key = self._settings_key()
+        key = self._settings_key(EmbeddingFields)
         if self._client is None or key != self._client_key:
             options = EmbeddingOptions(
                 batch_size=self.batch_size,

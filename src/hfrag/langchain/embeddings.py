@@ -7,10 +7,10 @@ Everything else (payloads, batching, retries, response checks) is the task clien
 from __future__ import annotations
 
 from langchain_core.embeddings import Embeddings
-from langchain_core.load.serializable import Serializable
 from pydantic import ConfigDict
 
-from hfrag._fields import ADAPTER_CONFIG, EmbeddingFields, sensitive_headers
+from hfrag._fields import ADAPTER_CONFIG, EmbeddingFields
+from hfrag.langchain._serializable import SecretSafeSerializable
 from hfrag.tasks.vectors import Matrix
 
 __all__ = ["HuggingFaceInferenceEmbeddings"]
@@ -26,7 +26,7 @@ def _row(vector: Matrix) -> list[float]:
     return row
 
 
-class HuggingFaceInferenceEmbeddings(EmbeddingFields, Serializable, Embeddings):
+class HuggingFaceInferenceEmbeddings(EmbeddingFields, SecretSafeSerializable, Embeddings):
     """Embeddings from a Hub model on the Hugging Face router, or from any TEI-compatible endpoint.
 
     Give ``model`` (a Hub model id) or ``endpoint_url`` (an Inference Endpoint, a TEI server, or
@@ -47,19 +47,6 @@ class HuggingFaceInferenceEmbeddings(EmbeddingFields, Serializable, Embeddings):
     """
 
     model_config = ConfigDict(**ADAPTER_CONFIG)
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        """``dumps()`` writes the constructor arguments, with secrets replaced by their ids."""
-        return True
-
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        """The token, and header values that look like credentials, are never serialised."""
-        secrets = {"token": "HF_TOKEN"}
-        for name in sensitive_headers(self.headers):
-            secrets[f"headers.{name}"] = f"HFRAG_HEADER_{name.upper().replace('-', '_')}"
-        return secrets
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (with the document prompt/instruction); one vector per text."""

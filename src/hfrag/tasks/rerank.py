@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -95,6 +97,30 @@ def check_documents(texts: Sequence[Any]) -> tuple[list[str], list[int]]:
         shown,
     )
     return items, kept
+
+
+Group = tuple[str, list[int], list[str], list[int]]
+
+
+def group_pairs(pairs: Sequence[Any]) -> list[Group]:
+    """``(query, text)`` pairs grouped by query: ``(query, positions, texts, kept)`` each, where
+    ``kept`` are the texts to send (see :func:`check_documents`)."""
+    if isinstance(pairs, (str, bytes)):
+        raise TypeError("expected a list of (query, text) pairs, got a single string")
+    by_query: dict[str, list[int]] = {}
+    items = list(pairs)
+    for i, pair in enumerate(items):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise TypeError(f"pair {i} is not a (query, text) pair: {pair!r:.80}")
+        for part, value in zip(("query", "text"), pair, strict=True):
+            if not isinstance(value, str):
+                raise TypeError(f"the {part} of pair {i} is {type(value).__name__}, not str")
+        by_query.setdefault(pair[0], []).append(i)
+    groups = []
+    for query, positions in by_query.items():
+        texts, kept = check_documents([items[i][1] for i in positions])
+        groups.append((check_query(query), positions, texts, kept))
+    return groups
 
 
 def rank(
@@ -179,7 +205,14 @@ class RerankClient(TaskClient):
         # Connections and a remembered probe belong to this process: the copy starts fresh.
         state = dict(self.__dict__)
         state.update(_sync=None, _async=None, _info=None, _form=None)
+        # The config's read-only headers (a mappingproxy) do not pickle: a dict travels instead.
+        state["config"] = replace(self.config, headers=dict(self.config.headers))
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        config = state["config"]
+        state["config"] = replace(config, headers=MappingProxyType(dict(config.headers)))
+        self.__dict__.update(state)
 
     @property
     def protocol(self) -> str | None:
@@ -236,6 +269,18 @@ class RerankClient(TaskClient):
         scores = await self.arun(self._score(query, items, kept, batch_size))
         return rank(scores, kept, top_n, score_threshold)
 
+    def score_pairs(
+        self, pairs: Sequence[tuple[str, str]], *, batch_size: int | None = None
+    ) -> Scores:
+        """float32 scores of ``(query, text)`` pairs, in input order; any number of queries."""
+        return self.run(self._score_groups(len(pairs), group_pairs(pairs), batch_size))
+
+    async def ascore_pairs(
+        self, pairs: Sequence[tuple[str, str]], *, batch_size: int | None = None
+    ) -> Scores:
+        """Async :meth:`score_pairs`; safe from any event loop."""
+        return await self.arun(self._score_groups(len(pairs), group_pairs(pairs), batch_size))
+
     # -- the job --------------------------------------------------------------------------------
 
     async def _wire_form(self) -> tuple[WireForm, str]:
@@ -269,6 +314,17 @@ class RerankClient(TaskClient):
         if isinstance(server_max, int) and not isinstance(server_max, bool) and server_max > 0:
             limit = min(limit, server_max)
         return limit
+
+    async def _score_groups(self, n: int, groups: list[Group], batch_size: int | None) -> Scores:
+        out = np.full(n, -np.inf, dtype=np.float32)
+        for k, (query, positions, texts, kept) in enumerate(groups):  # each query batched
+            try:
+                out[positions] = await self._score(query, texts, kept, batch_size)
+            except InferenceError as error:
+                missing = [positions[i] for i in error.positions or ()]
+                later = [i for group in groups[k + 1 :] for i in group[1]]
+                raise error.with_positions(sorted(missing + later)) from error
+        return out
 
     async def _score(
         self, query: str, items: list[str], kept: list[int], batch_size: int | None
