@@ -293,8 +293,8 @@ class RerankClient(TaskClient):
                 refuse_non_rerankers(info, where)
                 if name == "auto":
                     route = named_route(self.target.endpoint_url or "")
-                    if route in ("/v1/rerank", "/v2/rerank"):
-                        name = "cohere"
+                    if route in ("/v1/rerank", "/v2/rerank", "/v1"):
+                        name = "cohere"  # /v1 is an OpenAI-compatible base: rerank is /v1/rerank
                     elif route == "/rerank":
                         name = "tei"
                     else:

@@ -34,6 +34,9 @@ Scores = NDArray[np.float32]
 RELEVANT_LABELS = ("relevant", "entailment", "positive", "yes", "true")
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 class _Bad(Exception):
     pass
 
@@ -45,6 +48,8 @@ def _number(value: Any, what: str) -> float:
     number = float(value)
     if not math.isfinite(number):
         raise _Bad(f"{what} is {number}, not a finite number")
+    if abs(number) > _FLOAT32_MAX:
+        raise _Bad(f"{what} is {number}, which overflows float32")
     return number
 
 
@@ -134,14 +139,7 @@ def _decode(where: str, url: str, decode: Callable[..., list[float]], *args: Any
         raise MalformedResponseError(
             f"rerank response for {where} is malformed: {bad}", status=200, url=redact_url(url)
         ) from None
-    out = np.asarray(scores, dtype=np.float32)
-    if not np.isfinite(out).all():  # finite as float64 but not as float32 (above 3.4e38)
-        raise MalformedResponseError(
-            f"rerank response for {where} is malformed: a score overflows float32",
-            status=200,
-            url=redact_url(url),
-        )
-    return out
+    return np.asarray(scores, dtype=np.float32)
 
 
 def from_indexed(payload: Any, n: int, *, cohere: bool, where: str, url: str) -> Scores:
