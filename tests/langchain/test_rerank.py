@@ -260,3 +260,11 @@ async def test_sync_methods_work_inside_a_running_loop(rerank_srv: ServerHandle)
     assert rr.compress_documents(documents(), QUERY) == await rr.acompress_documents(
         documents(), QUERY
     )
+
+
+def test_async_methods_are_native() -> None:
+    from langchain_core.documents import BaseDocumentCompressor
+
+    base = BaseDocumentCompressor.acompress_documents
+    assert HuggingFaceInferenceReranker.acompress_documents is not base
+    assert asyncio.iscoroutinefunction(HuggingFaceInferenceCrossEncoder.ascore)

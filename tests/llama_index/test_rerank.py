@@ -207,3 +207,10 @@ async def test_sync_methods_work_inside_a_running_loop(rerank_srv: ServerHandle)
     sync = post.postprocess_nodes(nodes(), query_str=QUERY)  # a blocking call, as in Jupyter
     async_ = await post.apostprocess_nodes(nodes(), query_str=QUERY)
     assert [n.score for n in sync] == [n.score for n in async_]
+
+
+def test_async_postprocessing_is_native() -> None:
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+
+    base = BaseNodePostprocessor._apostprocess_nodes
+    assert HuggingFaceInferenceRerank._apostprocess_nodes is not base

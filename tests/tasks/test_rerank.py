@@ -602,3 +602,22 @@ def test_sync_call_from_inside_a_running_loop(srv: ServerHandle) -> None:
         return client.score(QUERY, DOCS)  # as a Jupyter cell would
 
     np.testing.assert_array_equal(asyncio.run(inside()), asyncio.run(client.ascore(QUERY, DOCS)))
+
+
+def test_a_422_batch_size_answer_is_split_too(make_server: Callable[..., ServerHandle]) -> None:
+    server = make_server(rerank_config(max_client_batch_size=16, validation_status=422))
+    docs = corpus(100)
+    client = client_for("router", server.url, batch_size=40, max_concurrency=1)
+    np.testing.assert_allclose(client.score(QUERY, docs), expected(server, QUERY, docs), rtol=1e-6)
+    assert server.counters.total(status=422) == 1
+    assert max(server.counters.batch_sizes[1:]) <= 16
+
+
+def test_a_failure_in_pairs_names_the_callers_positions(srv: ServerHandle) -> None:
+    srv.script(ROUTER_PATH, CannedResponse(200, [[{"label": "LABEL_0", "score": 0.5}]] * 2))
+    srv.set_faults(FaultConfig(p_500=1.0), route=ROUTER_PATH)
+    pairs = [("q1", "a"), ("q2", "b"), ("q1", "c"), ("q2", "d"), ("q3", "e")]
+    client = client_for("router", srv.url, max_retries=0)
+    with pytest.raises(BackendError) as info:
+        client.score_pairs(pairs)
+    assert info.value.positions == (1, 3, 4)  # q1's pairs were scored; q2 failed, q3 never ran
