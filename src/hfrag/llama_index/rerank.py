@@ -7,7 +7,7 @@ Everything else (wire forms, batching, retries, response checks) is the task cli
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
@@ -62,35 +62,36 @@ class HuggingFaceInferenceRerank(RankingFields, BaseNodePostprocessor):
 
     def _inputs(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None
-    ) -> tuple[str, list[str]]:
+    ) -> tuple[QueryBundle, list[str]]:
         if query_bundle is None:
             raise InputError("reranking needs a query: pass query_bundle or query_str")
         texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
-        return query_bundle.query_str, texts
+        return query_bundle, texts
 
-    def _ranked(
-        self, nodes: list[NodeWithScore], results: list[RerankResult]
-    ) -> list[NodeWithScore]:
-        """New ``NodeWithScore`` objects over copies of the ranked nodes; the originals stay."""
-        out = []
-        for index, score in results:
-            node = nodes[index].node.model_copy(deep=True)
-            if self.keep_retrieval_score:
-                node.metadata["retrieval_score"] = nodes[index].score
-            out.append(NodeWithScore(node=node, score=score))
-        return out
+    def _cut(self) -> dict[str, Any]:
+        return {"top_n": self.top_n, "score_threshold": self.score_threshold}
 
     @contextlib.contextmanager
-    def _rerank_event(
+    def _reranking(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle
-    ) -> Iterator[list[list[NodeWithScore]]]:
-        """LlamaIndex's instrumentation and callback events around one rerank."""
+    ) -> Iterator[Callable[[list[RerankResult]], list[NodeWithScore]]]:
+        """LlamaIndex's instrumentation and callback events around one rerank; yields the
+        function that turns the ranking into new nodes (copies: the caller's nodes stay)."""
         top_n = len(nodes) if self.top_n is None else self.top_n
         name = self._target_name()
         dispatcher.event(
             ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=name)
         )
-        result: list[list[NodeWithScore]] = []  # the body appends the ranked nodes
+        out: list[NodeWithScore] = []
+
+        def finish(results: list[RerankResult]) -> list[NodeWithScore]:
+            for index, score in results:
+                node = nodes[index].node.model_copy(deep=True)
+                if self.keep_retrieval_score:
+                    node.metadata["retrieval_score"] = nodes[index].score
+                out.append(NodeWithScore(node=node, score=score))
+            return out
+
         payload: dict[str, Any] = {
             EventPayload.NODES: nodes,
             EventPayload.MODEL_NAME: name,
@@ -98,9 +99,9 @@ class HuggingFaceInferenceRerank(RankingFields, BaseNodePostprocessor):
             EventPayload.TOP_K: top_n,
         }
         with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
-            yield result
-            event.on_end(payload={EventPayload.NODES: result[0]})
-        dispatcher.event(ReRankEndEvent(nodes=result[0]))
+            yield finish
+            event.on_end(payload={EventPayload.NODES: out})
+        dispatcher.event(ReRankEndEvent(nodes=out))
 
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
@@ -108,13 +109,8 @@ class HuggingFaceInferenceRerank(RankingFields, BaseNodePostprocessor):
         query, texts = self._inputs(nodes, query_bundle)
         if not nodes:
             return []
-        assert query_bundle is not None
-        with self._rerank_event(nodes, query_bundle) as result:
-            ranked = self.rerank_client().rerank(
-                query, texts, top_n=self.top_n, score_threshold=self.score_threshold
-            )
-            result.append(self._ranked(nodes, ranked))
-        return result[0]
+        with self._reranking(nodes, query) as finish:
+            return finish(self.rerank_client().rerank(query.query_str, texts, **self._cut()))
 
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
@@ -122,10 +118,5 @@ class HuggingFaceInferenceRerank(RankingFields, BaseNodePostprocessor):
         query, texts = self._inputs(nodes, query_bundle)
         if not nodes:
             return []
-        assert query_bundle is not None
-        with self._rerank_event(nodes, query_bundle) as result:
-            ranked = await self.rerank_client().arerank(
-                query, texts, top_n=self.top_n, score_threshold=self.score_threshold
-            )
-            result.append(self._ranked(nodes, ranked))
-        return result[0]
+        with self._reranking(nodes, query) as finish:
+            return finish(await self.rerank_client().arerank(query.query_str, texts, **self._cut()))
