@@ -621,3 +621,14 @@ def test_a_failure_in_pairs_names_the_callers_positions(srv: ServerHandle) -> No
     with pytest.raises(BackendError) as info:
         client.score_pairs(pairs)
     assert info.value.positions == (1, 3, 4)  # q1's pairs were scored; q2 failed, q3 never ran
+
+
+def test_a_redirect_to_another_host_does_not_carry_the_token(
+    srv: ServerHandle, make_server: Callable[..., ServerHandle]
+) -> None:
+    other = make_server(rerank_config())
+    srv.script("/rerank", CannedResponse(307, b"", headers={"Location": other.url + "/rerank"}))
+    client = client_for("tei-route", srv.url, token="secret-key")
+    np.testing.assert_allclose(client.score(QUERY, DOCS), expected(srv, QUERY, DOCS), rtol=1e-6)
+    assert srv.counters.headers[-1]["authorization"] == "Bearer secret-key"
+    assert "authorization" not in other.counters.headers[-1]
