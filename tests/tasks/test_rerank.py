@@ -632,3 +632,14 @@ def test_a_redirect_to_another_host_does_not_carry_the_token(
     np.testing.assert_allclose(client.score(QUERY, DOCS), expected(srv, QUERY, DOCS), rtol=1e-6)
     assert srv.counters.headers[-1]["authorization"] == "Bearer secret-key"
     assert "authorization" not in other.counters.headers[-1]
+
+
+def test_an_explicit_protocol_is_trusted_over_info(
+    make_server: Callable[..., ServerHandle],
+) -> None:
+    server = make_server(ServerConfig())  # /info describes the embedding primary
+    for protocol in ("tei", "cohere"):
+        client = RerankClient(endpoint_url=server.url, options=RerankOptions(protocol=protocol))
+        np.testing.assert_allclose(
+            client.score(QUERY, DOCS), expected(server, QUERY, DOCS), rtol=1e-6
+        )

@@ -290,8 +290,8 @@ class RerankClient(TaskClient):
             if self.target.is_endpoint:
                 where = self.target.describe()
                 info = await self._endpoint_info()
-                refuse_non_rerankers(info, where)
-                if name == "auto":
+                if name == "auto":  # an explicit protocol is trusted: the server will say no
+                    refuse_non_rerankers(info, where)
                     route = named_route(self.target.endpoint_url or "")
                     if route in ("/v1/rerank", "/v2/rerank", "/v1"):
                         name = "cohere"  # /v1 is an OpenAI-compatible base: rerank is /v1/rerank
