@@ -9,9 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hfrag.server import ServerConfig
+from hfrag.server.backends import sigmoid
 from hfrag.server.testing import ServerHandle, serve_in_thread
 
 EMBED_MODEL = "hfrag/hash-embed"
+RERANK_MODEL = "hfrag/hash-rerank"
 #: A credential planted in tests of secrecy; it must never show up anywhere.
 PLANTED = "hf_PLANTEDsecretTOKEN0123456789"
 
@@ -62,3 +65,32 @@ def make_corpus(n: int, seed: int = 7) -> tuple[list[str], list[str]]:
         chunks.append(f"Record {code}: " + " ".join(words) + ".")
         queries.append(f"{code} " + " ".join(words[1:10:2]))
     return chunks, queries
+
+
+@pytest.fixture(scope="module")
+def rerank_module_server() -> Iterator[ServerHandle]:
+    """One local server for a test module whose primary model is the re-ranker (a TEI re-ranker
+    at its base URL; the router layout serves every model as usual)."""
+    with serve_in_thread(ServerConfig.default(primary=RERANK_MODEL)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def rerank_srv(rerank_module_server: ServerHandle) -> ServerHandle:
+    """The re-ranker module server with fresh counters, scripts and faults."""
+    rerank_module_server.reset()
+    return rerank_module_server
+
+
+def rerank_kwargs(kind: str, url: str) -> dict[str, Any]:
+    """Reranker arguments for the router layout (model id) or a TEI re-ranker (endpoint URL)."""
+    if kind == "router":
+        return {"model": RERANK_MODEL, "router_url": url}
+    return {"endpoint_url": url}
+
+
+def rerank_scores(server: ServerHandle, query: str, texts: Sequence[str]) -> list[float]:
+    """The relevance probabilities the server's deterministic backend gives ``texts``."""
+    spec = server.config.model(RERANK_MODEL)
+    assert spec is not None
+    return [float(np.float32(sigmoid(spec.backend.score(query, t)))) for t in texts]

@@ -245,3 +245,15 @@ def test_dumps_round_trips_with_the_secret_given_separately() -> None:
     assert (back.model, back.batch_size) == ("a/b", 8)
     assert back.token is not None
     assert back.token.get_secret_value() == PLANTED
+
+
+def test_a_pickle_after_use_carries_no_credential_and_works(srv: ServerHandle) -> None:
+    import pickle
+
+    emb = HuggingFaceInferenceEmbeddings(endpoint_url=srv.url, token=PLANTED)
+    vector = emb.embed_query(QUERY)  # a client with open connections
+    data = pickle.dumps(emb)
+    assert PLANTED.encode() not in data
+    back = pickle.loads(data)
+    assert back.token is None
+    assert back.embed_query(QUERY) == vector

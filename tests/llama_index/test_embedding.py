@@ -259,3 +259,15 @@ def test_async_methods_work_across_event_loops(srv: ServerHandle) -> None:
     first = asyncio.run(emb.aget_query_embedding(QUERY))
     second = asyncio.run(emb.aget_query_embedding(QUERY))
     assert first == second == emb.get_query_embedding(QUERY)
+
+
+def test_a_pickle_after_use_carries_no_credential_and_works(srv: ServerHandle) -> None:
+    import pickle
+
+    emb = HuggingFaceInferenceEmbedding(endpoint_url=srv.url, token=PLANTED)
+    vector = emb.get_query_embedding(QUERY)  # a client with open connections
+    data = pickle.dumps(emb)
+    assert PLANTED.encode() not in data
+    back = pickle.loads(data)
+    assert back.token is None
+    assert back.get_query_embedding(QUERY) == vector

@@ -2,6 +2,7 @@
 
 - :mod:`~hfrag._fields.connection`: where and how to connect (every adapter).
 - :mod:`~hfrag._fields.embeddings`: the embedding options and the client built from them.
+- :mod:`~hfrag._fields.rerank`: the rerank options, what to keep of a ranking, and the client.
 
 This package imports pydantic (both frameworks bring it) and neither framework; ``import hfrag``
 does not import it.
@@ -9,5 +10,13 @@ does not import it.
 
 from hfrag._fields.connection import ADAPTER_CONFIG, InferenceFields, sensitive_headers
 from hfrag._fields.embeddings import EmbeddingFields
+from hfrag._fields.rerank import RankingFields, RerankFields
 
-__all__ = ["ADAPTER_CONFIG", "EmbeddingFields", "InferenceFields", "sensitive_headers"]
+__all__ = [
+    "ADAPTER_CONFIG",
+    "EmbeddingFields",
+    "InferenceFields",
+    "RankingFields",
+    "RerankFields",
+    "sensitive_headers",
+]

@@ -22,13 +22,15 @@ does not import it.
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import (
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     field_serializer,
     field_validator,
@@ -40,6 +42,8 @@ from hfrag.transport.redaction import sensitive_headers, url_secrets
 from hfrag.transport.urls import redact_url
 
 __all__ = ["ADAPTER_CONFIG", "InferenceFields", "PortableToken", "sensitive_headers"]
+
+C = TypeVar("C", bound=TaskClient)
 
 #: The pydantic config both adapters use: typos fail, ``api_key=`` works, errors never echo input
 #: (the input may hold the token).
@@ -64,6 +68,9 @@ def _shown_url(url: Any) -> Any:
     return url
 
 
+_CACHES = frozenset({"_client", "_client_key"})
+
+
 class PortableToken(SecretStr):
     """A token given as :class:`hfrag.transport.Secret`: pickles of the adapter carry it.
 
@@ -75,9 +82,10 @@ class PortableToken(SecretStr):
 class InferenceFields(BaseModel):
     """Where to send requests and how: the connection settings every hfrag adapter has."""
 
-    #: Private attributes that are caches of a client (and what it was built from): left out of
-    #: pickles and rebuilt on first use. A task's fields module extends it.
-    _rebuilt: ClassVar[tuple[str, ...]] = ()
+    # The task client these fields describe, and the settings it was built from: a cache, left
+    # out of pickles and copies and rebuilt on first use (see ``_cached_client``).
+    _client: Any = PrivateAttr(default=None)
+    _client_key: tuple[Any, ...] | None = PrivateAttr(default=None)
 
     model: str | None = Field(
         default=None,
@@ -162,16 +170,20 @@ class InferenceFields(BaseModel):
         return PortableToken(value.get_secret_value()) if isinstance(value, Secret) else value
 
     def __getstate__(self) -> dict[Any, Any]:
-        """Pickles hold no live client and no token unless it was given as a ``Secret``."""
+        """Pickles hold no live client, no credential-like header, and no token unless it was
+        given as a ``Secret``."""
         state: dict[Any, Any] = super().__getstate__()
         fields = dict(state["__dict__"])
         if not isinstance(fields.get("token"), PortableToken):
             fields["token"] = None
+        hidden = set(sensitive_headers(fields.get("headers")))
+        if hidden:  # credential-like header values never travel in a pickle
+            fields["headers"] = {k: v for k, v in fields["headers"].items() if k not in hidden}
         state["__dict__"] = fields
         private = state.get("__pydantic_private__")
         if private:
             state["__pydantic_private__"] = {
-                k: None if k in self._rebuilt or isinstance(v, TaskClient) else v
+                k: None if k in _CACHES or isinstance(v, TaskClient) else v
                 for k, v in private.items()
             }
         return state
@@ -215,6 +227,25 @@ class InferenceFields(BaseModel):
             return None
         value = self.token.get_secret_value()
         return Secret(value) if isinstance(self.token, PortableToken) else value
+
+    def _settings_key(self, owner: type[BaseModel]) -> tuple[Any, ...]:
+        """The values of ``owner``'s fields, hashable: the client is rebuilt when they change."""
+        values = []
+        for name in owner.model_fields:
+            value = getattr(self, name)
+            values.append(tuple(sorted(value.items())) if isinstance(value, dict) else value)
+        return tuple(values)
+
+    def _cached_client(self, owner: type[BaseModel], build: Callable[[], C]) -> C:
+        """The task client of ``owner``'s fields: built once, rebuilt after a field changes."""
+        key = self._settings_key(owner)
+        if self._client is None or key != self._client_key:
+            stale, self._client = self._client, build()
+            if stale is not None:
+                stale.close()  # its pooled connections would otherwise linger
+            self._client_key = key
+        client: C = self._client
+        return client
 
     def _target_name(self) -> str:
         """The model id, or the endpoint URL fit for logs (for ``model_name`` and the like)."""

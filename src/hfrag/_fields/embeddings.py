@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, model_validator
 from typing_extensions import Self
 
 from hfrag._fields.connection import InferenceFields
@@ -80,46 +80,29 @@ class EmbeddingFields(InferenceFields):
         default=_OPTIONS.show_progress, description="Show a tqdm progress bar for long jobs."
     )
 
-    _rebuilt: ClassVar[tuple[str, ...]] = ("_client", "_client_key")
-    _client: EmbeddingsClient | None = PrivateAttr(default=None)
-    _client_key: tuple[Any, ...] | None = PrivateAttr(default=None)
-
     @model_validator(mode="after")
     def _build_client_now(self) -> Self:
         self.embeddings_client()  # raises ConfigurationError (a ValueError) for bad settings
         return self
 
-    def _settings_key(self) -> tuple[Any, ...]:
-        values = []
-        for name in EmbeddingFields.model_fields:
-            value = getattr(self, name)
-            values.append(tuple(sorted(value.items())) if isinstance(value, dict) else value)
-        return tuple(values)
-
     def embeddings_client(self) -> EmbeddingsClient:
         """The task client these fields describe (built once, rebuilt after a field changes)."""
-        key = self._settings_key()
-        if self._client is None or key != self._client_key:
-            options = EmbeddingOptions(
-                batch_size=self.batch_size,
-                max_concurrency=self.max_concurrency,
-                normalize=self.normalize,
-                truncate=self.truncate,
-                truncation_direction=self.truncation_direction,
-                dimensions=self.dimensions,
-                prompt_name=self.prompt_name,
-                query_prompt_name=self.query_prompt_name,
-                document_prompt_name=self.document_prompt_name,
-                query_instruction=self.query_instruction,
-                document_instruction=self.document_instruction,
-                pooling=self.pooling,
-                show_progress=self.show_progress,
-            )
-            stale, self._client = (
-                self._client,
-                EmbeddingsClient(**self._connection(), options=options),
-            )
-            if stale is not None:
-                stale.close()  # its pooled connections would otherwise linger
-            self._client_key = key
-        return self._client
+        return self._cached_client(EmbeddingFields, self._build_client)
+
+    def _build_client(self) -> EmbeddingsClient:
+        options = EmbeddingOptions(
+            batch_size=self.batch_size,
+            max_concurrency=self.max_concurrency,
+            normalize=self.normalize,
+            truncate=self.truncate,
+            truncation_direction=self.truncation_direction,
+            dimensions=self.dimensions,
+            prompt_name=self.prompt_name,
+            query_prompt_name=self.query_prompt_name,
+            document_prompt_name=self.document_prompt_name,
+            query_instruction=self.query_instruction,
+            document_instruction=self.document_instruction,
+            pooling=self.pooling,
+            show_progress=self.show_progress,
+        )
+        return EmbeddingsClient(**self._connection(), options=options)

@@ -11,5 +11,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from hfrag.langchain.embeddings import HuggingFaceInferenceEmbeddings
+from hfrag.langchain.rerank import HuggingFaceInferenceCrossEncoder, HuggingFaceInferenceReranker
 
-__all__ = ["HuggingFaceInferenceEmbeddings"]
+__all__ = [
+    "HuggingFaceInferenceCrossEncoder",
+    "HuggingFaceInferenceEmbeddings",
+    "HuggingFaceInferenceReranker",
+]

@@ -13,7 +13,7 @@
 - An ``endpoint_url`` or ``router_url`` carrying a credential (user-info, an ``api_key=``-style
   query value) is written as a whole as the secret ``HFRAG_ENDPOINT_URL`` / ``HFRAG_ROUTER_URL``.
 
-Every LangChain adapter of hfrag inherits :class:`LangChainSecrets` before ``Serializable``.
+Every LangChain adapter of hfrag inherits :class:`HfragSerializable`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from langchain_core.load.serializable import Serializable
 from pydantic import BaseModel, SecretStr, model_validator
 
 from hfrag.transport.credentials import is_hf_host
 from hfrag.transport.redaction import sensitive_headers, url_secrets
 from hfrag.transport.urls import router_base
 
-__all__ = ["HEADER_PREFIX", "LangChainSecrets", "header_secret_id"]
+__all__ = ["HEADER_PREFIX", "HfragSerializable", "LangChainSecrets", "header_secret_id"]
 
 HEADER_PREFIX = "header:"
 _URL_SECRETS = {"endpoint_url": "HFRAG_ENDPOINT_URL", "router_url": "HFRAG_ROUTER_URL"}
@@ -104,3 +105,18 @@ class LangChainSecrets(BaseModel):
             headers[name] = value
         data["headers"] = headers or None
         return data
+
+
+class HfragSerializable(LangChainSecrets, Serializable):
+    """The base of every hfrag LangChain adapter: ``dumps()`` writes the constructor arguments,
+    with credentials replaced by their secret ids (see the module docstring)."""
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """hfrag adapters can be serialised with ``langchain_core.load.dumps``.
+
+        The token's id is ``HF_TOKEN`` for a Hugging Face target, ``HFRAG_TOKEN`` otherwise;
+        a credential-like header ``X-Api-Key`` is ``HFRAG_HEADER_X_API_KEY``. Give them back to
+        ``loads()`` with ``secrets_map={...}``.
+        """
+        return True

@@ -7,11 +7,10 @@ Everything else (payloads, batching, retries, response checks) is the task clien
 from __future__ import annotations
 
 from langchain_core.embeddings import Embeddings
-from langchain_core.load.serializable import Serializable
 from pydantic import ConfigDict
 
 from hfrag._fields import ADAPTER_CONFIG, EmbeddingFields
-from hfrag.langchain._serial import LangChainSecrets
+from hfrag.langchain._serial import HfragSerializable
 from hfrag.tasks.vectors import Matrix
 
 __all__ = ["HuggingFaceInferenceEmbeddings"]
@@ -27,7 +26,7 @@ def _row(vector: Matrix) -> list[float]:
     return row
 
 
-class HuggingFaceInferenceEmbeddings(EmbeddingFields, LangChainSecrets, Serializable, Embeddings):
+class HuggingFaceInferenceEmbeddings(EmbeddingFields, HfragSerializable, Embeddings):
     """Embeddings from a Hub model on the Hugging Face router, or from any TEI-compatible endpoint.
 
     Give ``model`` (a Hub model id) or ``endpoint_url`` (an Inference Endpoint, a TEI server, or
@@ -48,16 +47,6 @@ class HuggingFaceInferenceEmbeddings(EmbeddingFields, LangChainSecrets, Serializ
     """
 
     model_config = ConfigDict(**ADAPTER_CONFIG)
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        """``dumps()`` writes the constructor arguments, with secrets replaced by their ids.
-
-        The token's id is ``HF_TOKEN`` for a Hugging Face target, ``HFRAG_TOKEN`` otherwise;
-        a credential-like header ``X-Api-Key`` is ``HFRAG_HEADER_X_API_KEY``. Give them back to
-        ``loads()`` with ``secrets_map={...}``.
-        """
-        return True
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (with the document prompt/instruction); one vector per text."""

@@ -38,6 +38,7 @@ from hfrag.server.inference import (
     json_response,
     state_of,
 )
+from hfrag.server.routes_cohere import cohere_rerank_route
 from hfrag.server.routes_router import model_route, pipeline_route
 from hfrag.server.routes_tei import (
     embed_route,
@@ -321,4 +322,6 @@ def build_app(
     r.add_post("/v1/chat/completions", chat_completions)
     r.add_post("/hf-inference/models/{model_id:.+}/pipeline/{task}", pipeline_route)
     r.add_post("/hf-inference/models/{model_id:.+}", model_route)
+    r.add_post("/v1/rerank", cohere_rerank_route)
+    r.add_post("/v2/rerank", cohere_rerank_route)
     return app

@@ -33,6 +33,7 @@ __all__ = [
     "current",
     "embed_output",
     "json_response",
+    "label_logits",
     "model_or_404",
     "raw_body",
     "rerank_scores",
@@ -188,15 +189,34 @@ def rerank_scores(
     return scores
 
 
+def label_logits(spec: ModelSpec, logit: float) -> list[float]:
+    """The per-label logits of a pair whose one-label logit is ``logit``.
+
+    A one-label cross-encoder has just ``logit``. A model with several labels stands in for a
+    classifier whose last label means "relevant": it carries ``logit`` and the others 0, so the
+    softmax of the last label equals the sigmoid of the one-label score.
+    """
+    return [0.0] * (len(spec.labels) - 1) + [logit]
+
+
+def _softmax(logits: Sequence[float]) -> list[float]:
+    top = max(logits)
+    exps = [math.exp(x - top) for x in logits]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
 def classification_scores(
     spec: ModelSpec, pairs: Sequence[tuple[str, str]], function_to_apply: str | None
 ) -> list[list[dict[str, Any]]]:
     """Router text-classification output: one ``[{"label", "score"}]`` list per pair.
 
-    With one label, ``sigmoid`` (the default) squashes the logit, ``softmax`` gives 1.0 and
-    ``none`` returns the logit, as transformers' pipeline does.
+    As transformers' pipeline: the default function is ``sigmoid`` for one label and
+    ``softmax`` for several; ``softmax`` of one label gives 1.0 and ``none`` returns the logits.
+    Labels come sorted by score, highest first (see :func:`label_logits` for several labels).
     """
-    fn = (function_to_apply or "sigmoid").lower()
+    default = "sigmoid" if len(spec.labels) == 1 else "softmax"
+    fn = (function_to_apply or default).lower()
     if fn not in ("sigmoid", "softmax", "none"):
         raise ApiError(
             400,
@@ -207,11 +227,13 @@ def classification_scores(
         )
     out = []
     for logit in rerank_scores(spec, pairs, raw_scores=True):
+        logits = label_logits(spec, logit)
         if fn == "sigmoid":
-            score = sigmoid(logit)
+            scores = [sigmoid(x) for x in logits]
         elif fn == "softmax":
-            score = 1.0
+            scores = _softmax(logits)
         else:
-            score = logit
-        out.append([{"label": spec.labels[0], "score": score}])
+            scores = logits
+        ranked = sorted(zip(spec.labels, scores, strict=True), key=lambda ls: -ls[1])
+        out.append([{"label": label, "score": score} for label, score in ranked])
     return out

@@ -2,7 +2,9 @@
 
 Shapes and rejections follow TEI's ``router/src/http/server.rs``: ``/embed`` is always 2-D (3-D
 for a model without pooling), ``/rerank`` is sorted by score (ties: later index first, as TEI's
-ascending sort then reverse gives), batch checks come before per-input checks.
+ascending sort then reverse gives), batch checks come before per-input checks. ``/rerank`` answers
+424 "model is not a re-ranker model" when no re-ranker is served, or when the re-ranker has
+several labels (TEI's ``classifier`` model type, which ``/info`` then reports).
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def tei_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
     if spec.kind == "rerank":
         id2label = {str(i): label for i, label in enumerate(spec.labels)}
         label2id = {label: i for i, label in enumerate(spec.labels)}
-        model_type: dict[str, Any] = {"reranker": {"id2label": id2label, "label2id": label2id}}
+        # TEI calls a one-label classifier a re-ranker; with more labels it is a classifier.
+        kind = "reranker" if len(spec.labels) == 1 else "classifier"
+        model_type: dict[str, Any] = {kind: {"id2label": id2label, "label2id": label2id}}
     else:
         model_type = {"embedding": {"pooling": "mean" if spec.pooling else "none"}}
     return {
@@ -115,6 +119,8 @@ async def rerank_with(request: web.Request, spec: ModelSpec | None) -> web.Respo
         raise tei_error("Empty", "`texts` cannot be empty")
     if spec is None or spec.kind != "rerank":
         spec = first_of_kind(state, "rerank")
+    if len(spec.labels) != 1:
+        raise tei_error("Backend", "Backend error: Inference error: model is not a re-ranker model")
     check_batch(len(texts), state.config, "texts")
     auto = state.config.auto_truncate if truncate is None else truncate
     pairs = prepare_pairs(spec, [(query, t) for t in texts], auto, direction)

@@ -2,5 +2,15 @@
 
 from hfrag.tasks.base import Target, TaskClient, transport_config
 from hfrag.tasks.embeddings import EmbeddingOptions, EmbeddingsClient
+from hfrag.tasks.rerank import RerankClient, RerankOptions, RerankResult
 
-__all__ = ["EmbeddingOptions", "EmbeddingsClient", "Target", "TaskClient", "transport_config"]
+__all__ = [
+    "EmbeddingOptions",
+    "EmbeddingsClient",
+    "RerankClient",
+    "RerankOptions",
+    "RerankResult",
+    "Target",
+    "TaskClient",
+    "transport_config",
+]

@@ -26,6 +26,8 @@ MODEL_TASKS = frozenset({"text-classification", "text-generation"})
 #: Route suffixes of TEI and TGI that name an operation rather than a deployment.
 _KNOWN_ROUTES = (
     "/v1/chat/completions",
+    "/v1/rerank",
+    "/v2/rerank",
     "/chat/completions",
     "/generate_stream",
     "/generate",
@@ -97,6 +99,12 @@ def endpoint_base(endpoint_url: str) -> str:
             path = path[: -len(route)]
             break
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def named_route(endpoint_url: str) -> str | None:
+    """The operation route an endpoint URL ends with (``/rerank``, ``/v1/rerank``...), if any."""
+    path = urlsplit(check_url(endpoint_url)).path.rstrip("/")
+    return next((route for route in _KNOWN_ROUTES if path.endswith(route)), None)
 
 
 def endpoint_route(endpoint_url: str, route: str) -> str:

@@ -1,0 +1,358 @@
+"""The rerank task: a query and documents in, one relevance score per document out, in input order.
+
+One client serves both frameworks' adapters. It checks the input before anything is sent, picks
+its wire form once (:mod:`hfrag.tasks.rerank_forms`: hf-inference pairs, TEI ``/rerank`` or the
+Cohere-style ``/v1/rerank``; ``protocol="auto"`` probes an endpoint's ``GET /info`` once and
+remembers), cuts the documents into batches run with bounded concurrency
+(:mod:`hfrag.tasks.batching`, at most ``batch_size`` and the server's ``max_client_batch_size``; a
+batch rejected as too large is split), and validates every answer (:mod:`hfrag.tasks.scores`).
+
+Empty documents: a document that is empty or whitespace only is not sent (servers disagree about
+it, and some reject the whole batch). Its score is ``-inf``, it is left out of :meth:`rerank`'s
+ranking, and a warning on the ``hfrag.tasks`` logger names its position. An empty query is an
+:class:`~hfrag.errors.InputError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from hfrag.errors import ConfigurationError, InferenceError, InputError
+from hfrag.tasks.base import Target, TaskClient, transport_config
+from hfrag.tasks.batching import run_batches
+from hfrag.tasks.embeddings import check_texts
+from hfrag.tasks.rerank_forms import (
+    WIRE_FORMS,
+    RerankOptions,
+    WireForm,
+    form_from_info,
+    refuse_non_rerankers,
+)
+from hfrag.tasks.scores import Scores
+from hfrag.transport import Request, Secret
+from hfrag.transport.urls import named_route
+
+__all__ = ["RerankClient", "RerankOptions", "RerankResult"]
+
+logger = logging.getLogger("hfrag.tasks")
+
+
+class RerankResult(NamedTuple):
+    """One ranked document: its position in the input and its score."""
+
+    index: int  # type: ignore[assignment]  # shadows tuple.index, as (index, score) reads best
+    score: float
+
+
+def check_query(query: Any) -> str:
+    """The query, or a clear error; nothing is sent."""
+    if not isinstance(query, str):
+        raise TypeError(f"the query must be a string, got {type(query).__name__}: {query!r:.80}")
+    try:
+        check_texts([query])
+    except InputError:
+        if query.strip():
+            raise
+        raise InputError(
+            "the query is empty or whitespace only: there is nothing to rank documents against",
+            positions=[],
+        ) from None
+    return query
+
+
+def check_documents(texts: Sequence[Any]) -> tuple[list[str], list[int]]:
+    """The documents as a list, and the positions of those to send (not empty or whitespace).
+
+    Types and every other input rule are :func:`~hfrag.tasks.embeddings.check_texts`'s; only
+    emptiness is relaxed: empty documents are skipped, with a warning.
+    """
+    if isinstance(texts, (str, bytes)):
+        check_texts(texts)  # its TypeError: a bare string is not a list of documents
+    items = list(texts)
+    try:
+        return check_texts(items), list(range(len(items)))
+    except InputError as error:
+        if not error.positions or any(items[i].strip() for i in error.positions):
+            raise  # not (only) about empty documents
+        skipped = set(error.positions)
+    kept = [i for i in range(len(items)) if i not in skipped]
+    try:
+        check_texts([items[i] for i in kept])
+    except InputError as error:
+        positions = [kept[i] for i in error.positions]
+        message = f"documents at positions {positions} are refused: {error}"
+        raise InputError(message, positions) from None
+    shown = ", ".join(map(str, sorted(skipped)[:20])) + (" ..." if len(skipped) > 20 else "")
+    logger.warning(
+        "%d empty or whitespace-only document(s) not sent and left out of the ranking "
+        "(score -inf), at positions %s",
+        len(skipped),
+        shown,
+    )
+    return items, kept
+
+
+Group = tuple[str, list[int], list[str], list[int]]
+
+
+def group_pairs(pairs: Sequence[Any]) -> list[Group]:
+    """``(query, text)`` pairs grouped by query: ``(query, positions, texts, kept)`` each, where
+    ``kept`` are the texts to send (see :func:`check_documents`)."""
+    if isinstance(pairs, (str, bytes)):
+        raise TypeError("expected a list of (query, text) pairs, got a single string")
+    by_query: dict[str, list[int]] = {}
+    items = list(pairs)
+    for i, pair in enumerate(items):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise TypeError(f"pair {i} is not a (query, text) pair: {pair!r:.80}")
+        for part, value in zip(("query", "text"), pair, strict=True):
+            if not isinstance(value, str):
+                raise TypeError(f"the {part} of pair {i} is {type(value).__name__}, not str")
+        by_query.setdefault(pair[0], []).append(i)
+    groups = []
+    for query, positions in by_query.items():
+        texts, kept = check_documents([items[i][1] for i in positions])
+        groups.append((check_query(query), positions, texts, kept))
+    return groups
+
+
+def rank(
+    scores: Scores, kept: Sequence[int], top_n: int | None, score_threshold: float | None
+) -> list[RerankResult]:
+    """Kept positions by score, highest first, ties by position; threshold, then ``top_n``."""
+    order = sorted(kept, key=lambda i: (-float(scores[i]), i))
+    results = [RerankResult(i, float(scores[i])) for i in order]
+    if score_threshold is not None:
+        results = [r for r in results if r.score >= score_threshold]
+    return results if top_n is None else results[:top_n]
+
+
+def check_cut(top_n: Any, score_threshold: Any) -> None:
+    """``top_n`` (an integer >= 1, or None) and ``score_threshold`` (a finite number, or None)."""
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise ConfigurationError(f"top_n must be an integer >= 1 or None, got {top_n!r:.40}")
+    if score_threshold is not None and (
+        isinstance(score_threshold, bool)
+        or not isinstance(score_threshold, (int, float))
+        or not math.isfinite(score_threshold)
+    ):
+        raise ConfigurationError(
+            f"score_threshold must be a finite number or None, got {score_threshold!r:.40}"
+        )
+
+
+class RerankClient(TaskClient):
+    """Framework-free reranking over the router or any re-ranker endpoint, sync and async.
+
+    Example::
+
+        client = RerankClient(endpoint_url="http://127.0.0.1:8081")    # a TEI re-ranker
+        client.score("where is paris?", ["Paris is in France.", "Bananas"])  # float32, (2,)
+        client.rerank("where is paris?", docs, top_n=3)    # [RerankResult(index, score), ...]
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        endpoint_url: str | None = None,
+        *,
+        token: str | Secret | None = None,
+        router_url: str | None = None,
+        timeout: float | None = 120.0,
+        max_retries: int = 4,
+        max_retry_wait: float = 60.0,
+        deadline: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        bill_to: str | None = None,
+        wait_for_model: bool | None = None,
+        use_cache: bool | None = None,
+        max_response_bytes: int | None = None,
+        options: RerankOptions | None = None,
+    ) -> None:
+        self.options = options or RerankOptions()
+        if not isinstance(self.options, RerankOptions):
+            raise ConfigurationError(
+                f"options must be a RerankOptions, got {type(self.options).__name__}"
+            )
+        config = transport_config(
+            token=token,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+            deadline=deadline,
+            headers=headers,
+            bill_to=bill_to,
+            wait_for_model=wait_for_model,
+            use_cache=use_cache,
+            max_connections=max(16, self.options.max_concurrency * 2),
+            max_response_bytes=max_response_bytes,
+        )
+        target = Target.resolve(model, endpoint_url, router_url)
+        if not target.is_endpoint and self.options.protocol in ("tei", "cohere"):
+            raise ConfigurationError(
+                f"protocol={self.options.protocol!r} needs endpoint_url=...: a model id on the "
+                "router is served by text classification (protocol='hf-inference' or 'auto')"
+            )
+        super().__init__(target, config)
+        self._form: tuple[WireForm, str] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Connections and a remembered probe belong to this process: the copy starts fresh.
+        state = dict(self.__dict__)
+        state.update(_sync=None, _async=None, _info=None, _form=None)
+        # The config's read-only headers (a mappingproxy) do not pickle: a dict travels instead.
+        state["config"] = replace(self.config, headers=dict(self.config.headers))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        config = state["config"]
+        state["config"] = replace(config, headers=MappingProxyType(dict(config.headers)))
+        self.__dict__.update(state)
+
+    @property
+    def protocol(self) -> str | None:
+        """The wire form in use: the one asked for, or what ``auto`` chose (None before that)."""
+        if self.options.protocol != "auto":
+            return self.options.protocol
+        return None if self._form is None else self._form[0].name
+
+    # -- public calls ---------------------------------------------------------------------------
+
+    def score(self, query: str, texts: Sequence[str], *, batch_size: int | None = None) -> Scores:
+        """float32 scores of ``texts`` for ``query``, in input order (``-inf`` for empty ones)."""
+        query, items, kept = check_query(query), *check_documents(texts)
+        return self.run(self._score(query, items, kept, batch_size))
+
+    async def ascore(
+        self, query: str, texts: Sequence[str], *, batch_size: int | None = None
+    ) -> Scores:
+        """Async :meth:`score`; safe from any event loop."""
+        query, items, kept = check_query(query), *check_documents(texts)
+        return await self.arun(self._score(query, items, kept, batch_size))
+
+    def rerank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+        batch_size: int | None = None,
+    ) -> list[RerankResult]:
+        """``(index, score)`` of ``texts`` by score, highest first, ties by position.
+
+        ``score_threshold`` drops results scored below it, then ``top_n`` keeps the first ones
+        (None: all). Empty documents are left out.
+        """
+        check_cut(top_n, score_threshold)
+        query, items, kept = check_query(query), *check_documents(texts)
+        scores = self.run(self._score(query, items, kept, batch_size))
+        return rank(scores, kept, top_n, score_threshold)
+
+    async def arerank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+        batch_size: int | None = None,
+    ) -> list[RerankResult]:
+        """Async :meth:`rerank`; safe from any event loop."""
+        check_cut(top_n, score_threshold)
+        query, items, kept = check_query(query), *check_documents(texts)
+        scores = await self.arun(self._score(query, items, kept, batch_size))
+        return rank(scores, kept, top_n, score_threshold)
+
+    def score_pairs(
+        self, pairs: Sequence[tuple[str, str]], *, batch_size: int | None = None
+    ) -> Scores:
+        """float32 scores of ``(query, text)`` pairs, in input order; any number of queries."""
+        return self.run(self._score_groups(len(pairs), group_pairs(pairs), batch_size))
+
+    async def ascore_pairs(
+        self, pairs: Sequence[tuple[str, str]], *, batch_size: int | None = None
+    ) -> Scores:
+        """Async :meth:`score_pairs`; safe from any event loop."""
+        return await self.arun(self._score_groups(len(pairs), group_pairs(pairs), batch_size))
+
+    # -- the job --------------------------------------------------------------------------------
+
+    async def _wire_form(self) -> tuple[WireForm, str]:
+        """The wire form and URL of this client, decided on first use and remembered."""
+        if self._form is None:
+            name: str = self.options.protocol
+            if self.target.is_endpoint:
+                where = self.target.describe()
+                info = await self._endpoint_info()
+                if name == "auto":  # an explicit protocol is trusted: the server will say no
+                    refuse_non_rerankers(info, where)
+                    route = named_route(self.target.endpoint_url or "")
+                    if route in ("/v1/rerank", "/v2/rerank", "/v1"):
+                        name = "cohere"  # /v1 is an OpenAI-compatible base: rerank is /v1/rerank
+                    elif route == "/rerank":
+                        name = "tei"
+                    else:
+                        name = form_from_info(info, where)
+                    self.options.check_form(name)
+            elif name == "auto":
+                name = "hf-inference"
+            form = WIRE_FORMS[name]
+            self._form = (form, form.route(self.target))
+        return self._form
+
+    async def _batch_limit(self, batch_size: int | None) -> int:
+        limit = self.options.batch_size if batch_size is None else batch_size
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"batch_size must be an integer >= 1, got {limit!r:.40}")
+        server_max = (await self._endpoint_info()).get("max_client_batch_size")
+        if isinstance(server_max, int) and not isinstance(server_max, bool) and server_max > 0:
+            limit = min(limit, server_max)
+        return limit
+
+    async def _score_groups(self, n: int, groups: list[Group], batch_size: int | None) -> Scores:
+        out = np.full(n, -np.inf, dtype=np.float32)
+        for k, (query, positions, texts, kept) in enumerate(groups):  # each query batched
+            try:
+                out[positions] = await self._score(query, texts, kept, batch_size)
+            except InferenceError as error:
+                missing = [positions[i] for i in error.positions or ()]
+                later = [i for group in groups[k + 1 :] for i in group[1]]
+                raise error.with_positions(sorted(missing + later)) from error
+        return out
+
+    async def _score(
+        self, query: str, items: list[str], kept: list[int], batch_size: int | None
+    ) -> Scores:
+        out = np.full(len(items), -np.inf, dtype=np.float32)
+        if not kept:
+            return out
+        form, url = await self._wire_form()
+        limit = await self._batch_limit(batch_size)
+        docs = [items[i] for i in kept]
+        scores = np.empty(len(docs), dtype=np.float32)
+
+        async def send(start: int, stop: int) -> Scores:
+            body = form.build(query, docs[start:stop], self.options)
+            payload = await self.async_transport.request(Request(url, json=body))
+            first, last = kept[start], kept[stop - 1]
+            where = f"documents {first}-{last}" if stop - start > 1 else f"document {first}"
+            return form.decode(payload, stop - start, self.options, where, url)
+
+        def collect(start: int, stop: int, batch: Scores) -> None:
+            scores[start:stop] = batch
+
+        try:
+            await run_batches(len(docs), limit, self.options.max_concurrency, send, collect)
+        except InferenceError as error:
+            # Positions among the documents sent, mapped back to the caller's.
+            raise error.with_positions([kept[i] for i in error.positions or ()]) from error
+        out[kept] = scores
+        return out
