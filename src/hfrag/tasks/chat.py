@@ -216,8 +216,9 @@ def _tool_calls(value: Any, url: str) -> tuple[ToolCall, ...]:
             raise _malformed(url, f"has tool call {i} without a function name")
         arguments, raw = parse_arguments(function.get("arguments"))
         call_id = call.get("id")
-        calls.append(ToolCall(str(call_id) if call_id else f"call_{i}", function["name"],
-                              arguments, raw))  # fmt: skip
+        calls.append(
+            ToolCall(str(call_id) if call_id else f"call_{i}", function["name"], arguments, raw)
+        )
     return tuple(calls)
 
 
@@ -452,9 +453,14 @@ class ChatClient(LLMClient):
         return await self.arun(self._achat(checked, tools, tool_choice, response_format, opts))
 
     async def _achat(
-        self, messages: list[dict[str, Any]], tools: Any, choice: Any, fmt: Any,
-        opts: GenerationOptions, prefix: str = "",
-    ) -> GenerationOutput:  # fmt: skip
+        self,
+        messages: list[dict[str, Any]],
+        tools: Any,
+        choice: Any,
+        fmt: Any,
+        opts: GenerationOptions,
+        prefix: str = "",
+    ) -> GenerationOutput:
         return await self._chat(
             await self._prepare(messages, tools, choice, fmt, opts, False, prefix)
         )
@@ -496,9 +502,14 @@ class ChatClient(LLMClient):
         return self._aiter(checked, tools, tool_choice, response_format, opts)
 
     async def _aiter(
-        self, messages: list[dict[str, Any]], tools: Any, choice: Any, fmt: Any,
-        opts: GenerationOptions, prefix: str = "",
-    ) -> AsyncIterator[Chunk]:  # fmt: skip
+        self,
+        messages: list[dict[str, Any]],
+        tools: Any,
+        choice: Any,
+        fmt: Any,
+        opts: GenerationOptions,
+        prefix: str = "",
+    ) -> AsyncIterator[Chunk]:
         call = await self.arun(self._prepare(messages, tools, choice, fmt, opts, True, prefix))
         decoder = ChatStreamDecoder(call.request.url, call.stop, call.prefix)
         chunks = aiter_chunks(self.async_transport, call.request, decoder)

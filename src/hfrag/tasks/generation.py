@@ -212,8 +212,15 @@ def collect(chunks: Iterable[Chunk]) -> GenerationOutput:
 RESERVED_KEYS = frozenset({"inputs", "messages", "stream", "stream_options", "parameters"})
 
 
-def _number(name: str, value: Any, low: float | None, high: float | None, *, open_low: bool,
-            open_high: bool = False) -> None:  # fmt: skip
+def _number(
+    name: str,
+    value: Any,
+    low: float | None,
+    high: float | None,
+    *,
+    open_low: bool,
+    open_high: bool = False,
+) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
