@@ -258,6 +258,7 @@ class ChatStreamDecoder:
         self._finished = False
         self._next_index = 0
         self._ids: dict[str, int] = {}
+        self._model: str | None = None
 
     def feed(self, payload: Any) -> list[Chunk]:
         if not isinstance(payload, Mapping):
@@ -266,6 +267,9 @@ class ChatStreamDecoder:
         if self._prefix:
             out.append(TextDelta(self._prefix))
             self._prefix = ""
+        model = payload.get("model")
+        if isinstance(model, str) and model:
+            self._model = model
         choices = payload.get("choices") or []
         choice = choices[0] if isinstance(choices, list) and choices else None
         if isinstance(choice, Mapping) and not self._finished:
@@ -281,7 +285,7 @@ class ChatStreamDecoder:
                 rest = self._trim.flush()
                 if rest:
                     out.append(TextDelta(rest))
-                out.append(Finish(normalize_finish(reason) or "stop", str(reason)))
+                out.append(Finish(normalize_finish(reason) or "stop", str(reason), self._model))
                 self._finished = True
         usage = _usage(payload.get("usage"))
         if usage is not None:
