@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,24 +25,14 @@ from hfrag.langchain import (
     HuggingFaceInferenceLLM,
 )
 from hfrag.server import FaultConfig
-from hfrag.server.testing import ServerHandle, serve_in_thread
+from hfrag.server.testing import ServerHandle
 from tests.adapters import PLANTED
-from tests.llm import ANSWER, LLAMA, PROMPT, llm_config
+from tests.llm import ANSWER, LLAMA, PROMPT, llm_server, srv
 from tests.transport.conftest import eventually
 
+__all__ = ["llm_server", "srv"]  # fixtures
+
 CHAT = "/v1/chat/completions"
-
-
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[ServerHandle]:
-    with serve_in_thread(llm_config(primary=LLAMA)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(llm_server: ServerHandle) -> ServerHandle:
-    llm_server.reset()
-    return llm_server
 
 
 @pytest.fixture(params=["router", "tgi", "chat"])

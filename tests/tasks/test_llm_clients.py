@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from hfrag.errors import (
     NotFoundError,
 )
 from hfrag.server import FaultConfig
-from hfrag.server.testing import CannedResponse, ServerHandle, serve_in_thread
+from hfrag.server.testing import CannedResponse, ServerHandle
 from hfrag.tasks import (
     ChatClient,
     Finish,
@@ -34,9 +33,11 @@ from hfrag.tasks import (
     Usage,
     collect,
 )
-from tests.llm import ANSWER, LLAMA, PROMPT, llm_config
+from tests.llm import ANSWER, LLAMA, PROMPT, llm_config, llm_server, srv
 from tests.sockets import open_connections
 from tests.transport.conftest import eventually
+
+__all__ = ["llm_server", "srv"]  # fixtures
 
 CHAT = "/v1/chat/completions"
 MODES = ["sync", "async", "stream", "astream"]
@@ -66,19 +67,6 @@ MAGIC = {
         },
     },
 }
-
-
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[ServerHandle]:
-    """A TGI-like server (an LLM is the primary model, so ``/info`` is TGI's)."""
-    with serve_in_thread(llm_config(primary=LLAMA)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(llm_server: ServerHandle) -> ServerHandle:
-    llm_server.reset()
-    return llm_server
 
 
 def layout_kwargs(layout: str, url: str) -> dict[str, Any]:
