@@ -710,3 +710,26 @@ def test_tokens_arrive_while_the_server_is_still_generating(srv: ServerHandle, l
     rest = list(stream)
     assert collect([first, *rest]).text == ANSWER
     assert eventually(lambda: srv.counters.total(path, 200) == 1)
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+def test_a_validation_error_event_raises_invalid_request(srv: ServerHandle, mode: str) -> None:
+    from hfrag.errors import InvalidRequestError
+
+    # TGI answers a streaming request it rejects with an error event in a 200 stream.
+    client = TextGenerationClient(
+        endpoint_url=srv.url + "/generate", options=GenerationOptions(max_new_tokens=10**6)
+    )
+    with pytest.raises(InvalidRequestError, match="max_new_tokens"):
+        generate(client, mode, PROMPT)
+    assert srv.counters.total("/info") == 0  # a /generate URL needs no probe
+
+
+def test_endpoint_info_for_metadata(srv: ServerHandle) -> None:
+    info = TextGenerationClient(endpoint_url=srv.url).endpoint_info()
+    assert info["model_id"] == LLAMA
+    assert info["max_total_tokens"] == 8192
+    assert (
+        asyncio.run(ChatClient(endpoint_url=srv.url + "/v1").aendpoint_info())["model_id"] == LLAMA
+    )
+    assert ChatClient(model=LLAMA, router_url=srv.url).endpoint_info() == {}
