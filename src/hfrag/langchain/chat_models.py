@@ -233,14 +233,15 @@ class ChatHuggingFaceInference(GenerationFields, BaseChatModel):
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
         tool_choice: str | dict[str, Any] | bool | None = None,
+        strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools (pydantic classes, functions, LangChain tools or OpenAI dicts).
 
         ``tool_choice``: ``"auto"``, ``"none"``, ``"required"`` (also ``"any"`` or True), or a
-        tool name to force that tool.
+        tool name to force that tool. ``strict`` goes into each function definition.
         """
-        formatted = [convert_to_openai_tool(t) for t in tools]
+        formatted = [convert_to_openai_tool(t, strict=strict) for t in tools]
         if tool_choice is not None and tool_choice is not False:
             kwargs["tool_choice"] = _tool_choice(tool_choice)
         return super().bind(tools=formatted, **kwargs)
