@@ -762,3 +762,12 @@ def test_a_redirected_stream_is_followed(srv: ServerHandle) -> None:
     srv.script("/old/v1/chat/completions", CannedResponse(307, headers={"Location": CHAT}))
     client = ChatClient(endpoint_url=srv.url + "/old")
     assert collect(client.stream_chat([{"role": "user", "content": PROMPT}])).text == ANSWER
+
+
+def test_chat_given_a_tgi_route_url_uses_that_servers_chat_route(srv: ServerHandle) -> None:
+    client = ChatClient(endpoint_url=srv.url + "/generate")
+    assert client.chat([{"role": "user", "content": PROMPT}]).text == ANSWER
+    assert srv.counters.total(CHAT, 200) == 1
+    llm = TextGenerationClient(endpoint_url=srv.url + "/generate_stream", task="chat")
+    assert llm.generate(PROMPT).text == ANSWER
+    assert srv.counters.total(CHAT, 200) == 2
