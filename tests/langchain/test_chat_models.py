@@ -324,6 +324,8 @@ def test_llm_tasks_stops_and_streaming_field(srv: ServerHandle) -> None:
     assert srv.counters.bodies[-1]["parameters"]["max_new_tokens"] == 3
     with pytest.raises(ValidationError):
         HuggingFaceInferenceLLM(endpoint_url=srv.url, task="summarization")
+    with pytest.raises(ValidationError):
+        HuggingFaceInferenceLLM(endpoint_url=srv.url, max_new_token=5)  # a typo
 
 
 # -- a RAG chain ------------------------------------------------------------------------------
