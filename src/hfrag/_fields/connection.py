@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -43,7 +43,12 @@ from hfrag.transport.urls import redact_url
 
 __all__ = ["ADAPTER_CONFIG", "InferenceFields", "PortableToken", "sensitive_headers"]
 
-C = TypeVar("C", bound=TaskClient)
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
 
 #: The pydantic config both adapters use: typos fail, ``api_key=`` works, errors never echo input
 #: (the input may hold the token).
@@ -233,7 +238,11 @@ class InferenceFields(BaseModel):
         values = []
         for name in owner.model_fields:
             value = getattr(self, name)
-            values.append(tuple(sorted(value.items())) if isinstance(value, dict) else value)
+            if isinstance(value, dict):
+                value = repr(sorted(value.items()))  # values may be lists or dicts themselves
+            elif isinstance(value, list):
+                value = tuple(value)
+            values.append(value)
         return tuple(values)
 
     def _cached_client(self, owner: type[BaseModel], build: Callable[[], C]) -> C:

@@ -10,11 +10,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "hfrag.langchain needs langchain-core: pip install 'hfrag[langchain]'"
     ) from exc
 
+from hfrag.langchain.chat_models import ChatHuggingFaceInference
 from hfrag.langchain.embeddings import HuggingFaceInferenceEmbeddings
+from hfrag.langchain.llms import HuggingFaceInferenceLLM
 from hfrag.langchain.rerank import HuggingFaceInferenceCrossEncoder, HuggingFaceInferenceReranker
 
 __all__ = [
+    "ChatHuggingFaceInference",
     "HuggingFaceInferenceCrossEncoder",
     "HuggingFaceInferenceEmbeddings",
+    "HuggingFaceInferenceLLM",
     "HuggingFaceInferenceReranker",
 ]

@@ -1,0 +1,238 @@
+"""The chat-completions task client: OpenAI-shaped messages in, text and tool calls out.
+
+One wire form, spoken by the router (``/v1/chat/completions``, ``model`` or ``model:provider``),
+TGI, vLLM, llama.cpp and Inference Endpoints (``{endpoint}/v1/chat/completions``); its bodies and
+decoders are pure functions in :mod:`hfrag.tasks.chat_wire` (re-exported here). Shared types and
+options are in :mod:`hfrag.tasks.generation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hfrag.errors import ConfigurationError
+from hfrag.tasks.chat_wire import (
+    ChatStreamDecoder,
+    chat_body,
+    chat_model_field,
+    chat_target_url,
+    check_tool_choice,
+    check_tools,
+    decode_chat,
+    is_tgi_info,
+    normalize_finish,
+    response_format_for,
+)
+from hfrag.tasks.generation import (
+    Chunk,
+    GenerationOptions,
+    GenerationOutput,
+    LLMClient,
+    aiter_chunks,
+    check_messages,
+    iter_chunks,
+)
+from hfrag.transport import Request
+
+__all__ = [
+    "ChatClient",
+    "ChatStreamDecoder",
+    "ResponseFormatStyle",
+    "chat_body",
+    "chat_model_field",
+    "chat_target_url",
+    "decode_chat",
+    "is_tgi_info",
+    "normalize_finish",
+    "response_format_for",
+]
+
+ResponseFormatStyle = Literal["auto", "openai", "tgi"]
+
+
+@dataclass(frozen=True)
+class _Call:
+    request: Request
+    stop: tuple[str, ...]
+    prefix: str
+
+
+class ChatClient(LLMClient):
+    """Framework-free chat completions over the router or any OpenAI-compatible endpoint.
+
+    ``model`` is a Hub model id on the router (``provider`` picks a provider or a routing
+    policy: ``"together"``, ``"fastest"``, ``"cheapest"``); ``endpoint_url`` is a TGI, vLLM,
+    llama.cpp or Inference Endpoint base (``/v1/chat/completions`` is added unless present).
+    ``response_format_style`` says which ``response_format`` form to send: ``"auto"`` sends
+    TGI's ``{"type": "json_object", "value": schema}`` to a TGI endpoint (known from its
+    ``/info``) and the OpenAI ``json_schema`` form elsewhere.
+
+    Example::
+
+        client = ChatClient(endpoint_url="http://127.0.0.1:8082")
+        out = client.chat([{"role": "user", "content": "Where is Paris?"}])
+        for chunk in client.stream_chat([{"role": "user", "content": "Hi"}]):
+            ...
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        endpoint_url: str | None = None,
+        *,
+        provider: str | None = None,
+        options: GenerationOptions | None = None,
+        response_format_style: ResponseFormatStyle = "auto",
+        **connection: Any,
+    ) -> None:
+        super().__init__(model, endpoint_url, provider=provider, options=options, **connection)
+        if response_format_style not in ("auto", "openai", "tgi"):
+            raise ConfigurationError(
+                "response_format_style must be 'auto', 'openai' or 'tgi', got "
+                f"{response_format_style!r}"
+            )
+        self.response_format_style = response_format_style
+
+    @property
+    def url(self) -> str:
+        """Where chat requests go."""
+        return chat_target_url(self.target)
+
+    @property
+    def model_field(self) -> str:
+        """The body's ``model`` (see :func:`chat_model_field`)."""
+        return chat_model_field(self.target, self.provider)
+
+    async def _style(self) -> Literal["openai", "tgi"]:
+        if self.response_format_style != "auto":
+            return self.response_format_style
+        if self.target.is_endpoint:
+            return "tgi" if is_tgi_info(await self._endpoint_info()) else "openai"
+        return "tgi" if self.provider == "hf-inference" else "openai"
+
+    async def _prepare(
+        self,
+        messages: list[dict[str, Any]],
+        tools: Any,
+        tool_choice: Any,
+        response_format: Any,
+        options: GenerationOptions,
+        stream: bool,
+        prefix: str = "",
+    ) -> _Call:
+        checked = check_tools(tools)
+        choice = check_tool_choice(tool_choice, checked)
+        fmt = None
+        if response_format is not None:
+            fmt = response_format_for(response_format, await self._style())
+        body = chat_body(
+            self.model_field,
+            messages,
+            options,
+            tools=checked,
+            tool_choice=choice,
+            response_format=fmt,
+            stream=stream,
+        )
+        return _Call(Request(self.url, json=body, stream=stream), options.stop, prefix)
+
+    async def _chat(self, call: _Call) -> GenerationOutput:
+        payload = await self.async_transport.request(call.request)
+        return decode_chat(payload, call.request.url, call.stop, call.prefix)
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        response_format: Mapping[str, Any] | None = None,
+        stop: Sequence[str] | str | None = None,
+        options: GenerationOptions | None = None,
+    ) -> GenerationOutput:
+        """One answer to ``messages`` (OpenAI-shaped dicts)."""
+        checked, opts = check_messages(messages), self._options(stop, options)
+        return self.run(self._achat(checked, tools, tool_choice, response_format, opts))
+
+    async def achat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        response_format: Mapping[str, Any] | None = None,
+        stop: Sequence[str] | str | None = None,
+        options: GenerationOptions | None = None,
+    ) -> GenerationOutput:
+        """Async :meth:`chat`; safe from any event loop."""
+        checked, opts = check_messages(messages), self._options(stop, options)
+        return await self.arun(self._achat(checked, tools, tool_choice, response_format, opts))
+
+    async def _achat(
+        self,
+        messages: list[dict[str, Any]],
+        tools: Any,
+        choice: Any,
+        fmt: Any,
+        opts: GenerationOptions,
+        prefix: str = "",
+    ) -> GenerationOutput:
+        return await self._chat(
+            await self._prepare(messages, tools, choice, fmt, opts, False, prefix)
+        )
+
+    def stream_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        response_format: Mapping[str, Any] | None = None,
+        stop: Sequence[str] | str | None = None,
+        options: GenerationOptions | None = None,
+    ) -> Iterator[Chunk]:
+        """The answer as it is generated: text deltas, tool-call deltas, finish, usage.
+
+        Closing the iterator (or leaving a ``for`` loop early) closes the connection.
+        """
+        checked, opts = check_messages(messages), self._options(stop, options)
+        call = self.run(self._prepare(checked, tools, tool_choice, response_format, opts, True))
+        return self._iter(call)
+
+    def _iter(self, call: _Call) -> Iterator[Chunk]:
+        decoder = ChatStreamDecoder(call.request.url, call.stop, call.prefix)
+        return iter_chunks(self.sync_transport, call.request, decoder)
+
+    def astream_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        response_format: Mapping[str, Any] | None = None,
+        stop: Sequence[str] | str | None = None,
+        options: GenerationOptions | None = None,
+    ) -> AsyncIterator[Chunk]:
+        """Async :meth:`stream_chat`; ``aclose()`` (or ``async with aclosing``) closes it."""
+        checked, opts = check_messages(messages), self._options(stop, options)
+        return self._aiter(checked, tools, tool_choice, response_format, opts)
+
+    async def _aiter(
+        self,
+        messages: list[dict[str, Any]],
+        tools: Any,
+        choice: Any,
+        fmt: Any,
+        opts: GenerationOptions,
+        prefix: str = "",
+    ) -> AsyncIterator[Chunk]:
+        call = await self.arun(self._prepare(messages, tools, choice, fmt, opts, True, prefix))
+        decoder = ChatStreamDecoder(call.request.url, call.stop, call.prefix)
+        chunks = aiter_chunks(self.async_transport, call.request, decoder)
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()
