@@ -28,7 +28,7 @@ from hfrag.errors import (
     PaymentRequiredError,
     RateLimitError,
     UnavailableError,
-    batch_limit_from_message,
+    says_batch_too_large,
 )
 from hfrag.transport.retry import retry_after
 from hfrag.transport.urls import redact_url
@@ -114,7 +114,7 @@ def _message_from_json(body: Any) -> tuple[str, str | None]:
 
 def error_class(status: int, message: str, error_type: str | None) -> type[InferenceError]:
     """The exception class for a status code and the server's message."""
-    if status in (413, 422, 400) and batch_limit_from_message(message) is not None:
+    if status in (413, 422, 400) and says_batch_too_large(message):
         return BatchTooLargeError
     if status == 413 and _TOO_LONG.search(message):
         return InvalidRequestError
