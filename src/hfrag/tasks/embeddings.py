@@ -172,6 +172,15 @@ class EmbeddingsClient(TaskClient):
                 "provider=... applies to model ids on the router; an endpoint URL is used as "
                 "given (use protocol='openai' for an OpenAI-compatible endpoint)"
             )
+        if (
+            not self.target.is_endpoint
+            and self.options.provider_model
+            and not self.options.provider
+        ):
+            raise ConfigurationError(
+                "provider_model=... needs provider=... (the provider that knows the model by "
+                "that id); for an endpoint URL in the OpenAI form it is the 'model' sent"
+            )
         if not self.target.is_endpoint and self.options.protocol != "auto":
             raise ConfigurationError(
                 "protocol=... applies to endpoint URLs; for a model id the provider decides "

@@ -52,11 +52,6 @@ class ProviderMapping:
 def check_provider(provider: str | None, provider_model: str | None) -> str | None:
     """Validate ``provider`` (None, ``"auto"`` or a known name) before anything is sent."""
     if provider is None:
-        if provider_model is not None:
-            raise ConfigurationError(
-                "provider_model=... needs provider=... (the provider that knows the model by "
-                "that id), or an endpoint URL in the OpenAI form"
-            )
         return None
     if not isinstance(provider, str) or provider not in (AUTO, *PROVIDERS):
         close = difflib.get_close_matches(str(provider), PROVIDERS, n=1)

@@ -169,6 +169,8 @@ def openai_matrix(payload: Any, n: int, *, first: int, url: str, dim: int | None
         if isinstance(slots[0], str):
             matrix = _from_base64(slots)
         else:
+            if len({len(v) if isinstance(v, list) else -1 for v in slots} - {-1}) > 1:
+                raise _Bad("embeddings of different lengths")
             array = _numeric(slots)
             if array.ndim != 2:
                 raise _Bad("embeddings of different lengths, or not lists of numbers")
