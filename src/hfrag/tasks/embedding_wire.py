@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from hfrag.errors import ConfigurationError, InferenceError
 from hfrag.tasks.providers import (
     EMBEDDING_ROUTES,
@@ -35,7 +33,7 @@ from hfrag.tasks.providers import (
     choose,
     parse_mapping,
 )
-from hfrag.tasks.vectors import Matrix, openai_matrix, to_matrix
+from hfrag.tasks.vectors import Matrix, openai_matrix, to_matrix, unit_rows
 from hfrag.transport import Request
 from hfrag.transport.urls import (
     endpoint_route,
@@ -109,10 +107,8 @@ def _openai_decode(
     payload: Any, n: int, first: int, url: str, dim: int | None, options: EmbeddingOptions
 ) -> Matrix:
     matrix = openai_matrix(payload, n, first=first, url=url, dim=dim)
-    if options.normalize:  # the OpenAI form has no switch for it: do it here
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        matrix /= np.where(norms == 0, 1, norms)
-    return matrix
+    # The OpenAI form has no switch for it: do it here.
+    return unit_rows(matrix) if options.normalize else matrix
 
 
 FORMS: dict[str, WireForm] = {

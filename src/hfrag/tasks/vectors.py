@@ -93,21 +93,33 @@ def to_matrix(
         rows, pooled = _rows(payload, n, pooling)
         if rows.shape[0] != n:
             raise _Bad(f"{rows.shape[0]} vectors for {n} inputs")
-        if rows.shape[1] == 0:
-            raise _Bad("empty vectors")
-        if dim is not None and rows.shape[1] != dim:
-            raise _Bad(f"dimension {rows.shape[1]}, but earlier batches had {dim}")
-        matrix = rows.astype(np.float32, copy=False)
-        if not np.isfinite(matrix).all():
-            raise _Bad("NaN or infinite values")
+        matrix = _checked(rows.astype(np.float32, copy=False), dim)
     except _Bad as bad:
-        raise MalformedResponseError(
-            f"embedding response for {where} is malformed: {bad}", status=200, url=redact_url(url)
-        ) from None
-    if pooled and normalize_pooled:
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
+        raise _malformed(where, url, bad) from None
+    return unit_rows(matrix) if pooled and normalize_pooled else matrix
+
+
+def _checked(matrix: Matrix, dim: int | None) -> Matrix:
+    """``matrix`` if its vectors are non-empty, of dimension ``dim`` (when known) and finite."""
+    if matrix.shape[1] == 0:
+        raise _Bad("empty vectors")
+    if dim is not None and matrix.shape[1] != dim:
+        raise _Bad(f"dimension {matrix.shape[1]}, but earlier batches had {dim}")
+    if not np.isfinite(matrix).all():
+        raise _Bad("NaN or infinite values")
     return matrix
+
+
+def _malformed(where: str, url: str, bad: _Bad) -> MalformedResponseError:
+    return MalformedResponseError(
+        f"embedding response for {where} is malformed: {bad}", status=200, url=redact_url(url)
+    )
+
+
+def unit_rows(matrix: Matrix) -> Matrix:
+    """Rows scaled to unit L2 norm (zero rows left as they are)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
 
 
 def _from_base64(items: list[Any]) -> Matrix:
@@ -175,14 +187,6 @@ def openai_matrix(payload: Any, n: int, *, first: int, url: str, dim: int | None
             if array.ndim != 2:
                 raise _Bad("embeddings of different lengths, or not lists of numbers")
             matrix = array.astype(np.float32, copy=False)
-        if matrix.shape[1] == 0:
-            raise _Bad("empty vectors")
-        if dim is not None and matrix.shape[1] != dim:
-            raise _Bad(f"dimension {matrix.shape[1]}, but earlier batches had {dim}")
-        if not np.isfinite(matrix).all():
-            raise _Bad("NaN or infinite values")
+        return _checked(matrix, dim)
     except _Bad as bad:
-        raise MalformedResponseError(
-            f"embedding response for {where} is malformed: {bad}", status=200, url=redact_url(url)
-        ) from None
-    return matrix
+        raise _malformed(where, url, bad) from None
