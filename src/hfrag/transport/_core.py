@@ -80,6 +80,9 @@ def check_status(response: httpx.Response, content: bytes, url: str) -> None:
 def decode_body(response: httpx.Response, url: str) -> Any:
     """The decoded JSON of a response, or the mapped error."""
     content = response.content
+    # An httpx Response and its stream refer to each other, so without this every body read
+    # would stay alive until the cyclic GC ran: tens of MiB over a large embedding job.
+    response.stream = httpx.ByteStream(b"")
     check_status(response, content, url)
     if not content.strip():
         return None
