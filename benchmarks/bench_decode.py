@@ -240,17 +240,22 @@ def run(args: argparse.Namespace) -> None:
                 f"vs the bare JSON loop: hfrag base64 {b64:.1f}x faster (floor {floor:.1f}x), "
                 f"hfrag JSON {tei:.1f}x"
             )
-            for label, options in (
-                ("JSON (TEI form)", {}),
-                ("base64 (OpenAI form)", {"encoding_format": "base64"}),
+            for label, route, body in (
+                ("JSON (TEI form)", "/embed", {"inputs": texts[: args.batch]}),
+                (
+                    "base64 (OpenAI form)",
+                    "/v1",
+                    {"input": texts[: args.batch], "encoding_format": "base64"},
+                ),
             ):
-                target = url + ("/v1" if options else "/embed")
-                peak, nbytes = peak_memory(target, texts, args.batch, **options)
-                in_flight = 4 * args.batch * dim * 4
+                options = {"encoding_format": "base64"} if route == "/v1" else {}
+                peak, nbytes = peak_memory(url + route, texts, args.batch, **options)
+                path = "/v1/embeddings" if route == "/v1" else route
+                wire = len(httpx.post(url + path, json=body, timeout=60).content)
                 print(
-                    f"peak memory, hfrag {label}: {peak / 2**20:.1f} MiB = output "
-                    f"{nbytes / 2**20:.1f} MiB + {(peak - nbytes) / 2**20:.1f} MiB "
-                    f"(4 float32 batches in flight: {in_flight / 2**20:.2f} MiB)"
+                    f"peak memory, hfrag {label}: output {nbytes / 2**20:.1f} MiB "
+                    f"+ {(peak - nbytes) / 2**20:.1f} MiB; 4 answers in flight are "
+                    f"{4 * wire / 2**20:.1f} MiB as received"
                 )
 
 
