@@ -65,13 +65,13 @@ def test_hf_inference_and_none_keep_the_pipeline_route(server, embed):
 def test_mapping_is_looked_up_once_per_client_in_both_forms(make_server, form):
     srv = make_server(ServerConfig(mapping_form=form))
     client = client_for(srv, "scaleway")
-    client.embed(TEXTS)
-    client.embed(TEXTS[:1])
 
     async def concurrent() -> None:
         await asyncio.gather(*(client.aembed(TEXTS) for _ in range(5)))
 
-    asyncio.run(concurrent())
+    asyncio.run(concurrent())  # five first calls at once share one look-up
+    client.embed(TEXTS)
+    client.embed(TEXTS[:1])
     assert srv.counters.total(HUB_PATH) == 1
     assert srv.counters.total("/scaleway/v1/embeddings", 200) == 7
     assert all(b["model"] == "hash-embed" for b in srv.counters.bodies if "input" in b)
@@ -228,3 +228,22 @@ def test_explicit_token_goes_to_both(server):
     )
     client.embed(TEXTS)
     assert [h["authorization"] for h in server.counters.headers] == ["Bearer hf_explicit_1234"] * 2
+
+
+def test_a_renamed_model_follows_the_hubs_redirect(server):
+    location = f"{HUB_PATH}?expand[]=inferenceProviderMapping"
+    server.script(
+        "/api/models/old-org/old-name", CannedResponse(307, "", headers={"Location": location})
+    )
+    out = client_for(server, "together", model="old-org/old-name").embed(TEXTS)
+    np.testing.assert_allclose(out, expected(server, TEXTS), atol=1e-6)
+    assert server.counters.bodies[-1]["model"] == EMBED_MODEL
+
+
+def test_a_failed_lookup_is_asked_again_on_the_next_call(server):
+    server.script(HUB_PATH, CannedResponse(404, {"error": "Repository not found"}))
+    client = client_for(server, "together")
+    with pytest.raises(NotFoundError):
+        client.embed(TEXTS)
+    assert client.embed(TEXTS).shape == (3, 384)
+    assert server.counters.total(HUB_PATH) == 2
