@@ -247,3 +247,13 @@ def test_a_failed_lookup_is_asked_again_on_the_next_call(server):
         client.embed(TEXTS)
     assert client.embed(TEXTS).shape == (3, 384)
     assert server.counters.total(HUB_PATH) == 2
+
+
+def test_auto_with_prompt_names_is_fine_on_hf_inference_and_refused_elsewhere(make_server):
+    client = client_for(make_server(), "auto", query_prompt_name="query")  # hf-inference first
+    client.embed_query("where is the tower")
+    mapping = {EMBED_MODEL: {"together": entry(EMBED_MODEL)}}
+    srv = make_server(ServerConfig(provider_mapping=mapping))
+    with pytest.raises(ConfigurationError, match="prompt names"):
+        client_for(srv, "auto", query_prompt_name="query").embed_query("where is the tower")
+    assert srv.counters.total("/together/v1/embeddings") == 0

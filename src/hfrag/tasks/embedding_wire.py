@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from hfrag.errors import ConfigurationError, InferenceError
 from hfrag.tasks.providers import (
+    AUTO,
     EMBEDDING_ROUTES,
     HF_INFERENCE,
     TASK,
@@ -145,9 +146,11 @@ def check_form(options: EmbeddingOptions, form: str, where: str) -> None:
 
 
 def static_form(client: EmbeddingsClient) -> str | None:
-    """The form known without asking any server (None: ``GET /info`` must decide)."""
+    """The form known without asking any server (None: ``GET /info`` or the Hub decides)."""
     options, target = client.options, client.target
     if target.endpoint_url is None:
+        if options.provider == AUTO:
+            return None  # hf-inference (TEI form) or another provider: the Hub decides
         return "tei" if options.provider in (None, HF_INFERENCE) else "openai"
     if options.protocol != "auto":
         return options.protocol
