@@ -11,6 +11,7 @@ same coroutine on hfrag's private loop.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -191,14 +192,16 @@ class EmbeddingsClient(TaskClient):
             check_form(self.options, form, self.target.describe())
         self._route: Route | None = None
         self._route_lock: asyncio.Lock | None = None
+        self._lock_pid = os.getpid()
         self._served: list[str] | None = None
         self._mappings: list[ProviderMapping] | None = None
 
     async def route(self) -> Route:
         """Where and in which form batches go: decided on first use, then remembered."""
         if self._route is None:
-            if self._route_lock is None:
-                self._route_lock = asyncio.Lock()
+            # A fork copies a lock that another thread may hold; the child gets its own.
+            if self._route_lock is None or self._lock_pid != os.getpid():
+                self._route_lock, self._lock_pid = asyncio.Lock(), os.getpid()
             async with self._route_lock:  # concurrent first calls look up once
                 if self._route is None:
                     self._route = await resolve_route(self)
