@@ -40,10 +40,29 @@ def target(request: pytest.FixtureRequest) -> str:
 
 
 def target_kwargs(kind: str, url: str) -> dict[str, Any]:
-    """Adapter arguments for the router layout (model id) or the TEI layout (endpoint URL)."""
+    """Adapter arguments for the router layout (model id), the TEI layout (endpoint URL), or the
+    OpenAI form (``/v1``)."""
     if kind == "router":
         return {"model": EMBED_MODEL, "router_url": url}
+    if kind == "openai":
+        return {"endpoint_url": url + "/v1"}
     return {"endpoint_url": url + "/embed"}
+
+
+#: What the server's prompts prepend; the OpenAI form has no prompt names, so hfrag prepends it.
+PROMPTS = {"query": "query: ", "document": "passage: "}
+
+
+def prompt_kwargs(kind: str) -> dict[str, str]:
+    """Query/document prompts: by name (TEI, router), or as instructions (OpenAI form)."""
+    if kind == "openai":
+        return {"query_instruction": PROMPTS["query"], "document_instruction": PROMPTS["document"]}
+    return {"query_prompt_name": "query", "document_prompt_name": "document"}
+
+
+def sent(kind: str, text: str) -> str:
+    """The text the server receives for a document: instructions are prepended client-side."""
+    return PROMPTS["document"] + text if kind == "openai" else text
 
 
 def expected(server: ServerHandle, texts: Sequence[str]) -> np.ndarray:

@@ -35,13 +35,34 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-_BATCH_LIMIT = re.compile(r"batch size \d+ > maximum allowed batch size (\d+)", re.IGNORECASE)
+# How servers say "too many inputs in one request" (docs/PROTOCOL.md, section 4). Each pattern's
+# group, when it has one, is the server's limit.
+_BATCH_LIMITS = (
+    # TEI (/embed, /rerank and /v1/embeddings alike), 413 (422 behind some proxies)
+    re.compile(r"batch size \d+ > maximum allowed batch size (\d+)", re.IGNORECASE),
+    # OpenAI and Azure OpenAI, 400: "Too many inputs. The max number of inputs is 16."
+    re.compile(r"too many inputs\b.*?\bmax(?:imum)? number of inputs is (\d+)", re.IGNORECASE),
+    # DashScope-style OpenAI-compatible APIs, 400
+    re.compile(r"batch size is invalid, it should not be larger than (\d+)", re.IGNORECASE),
+    # FastAPI/pydantic servers (Infinity), 422 on the ``input`` list
+    re.compile(r"list should have at most (\d+) items? after validation", re.IGNORECASE),
+    # Any other "too many inputs" without a number: split in half
+    re.compile(r"too many inputs", re.IGNORECASE),
+)
 
 
 def batch_limit_from_message(message: str) -> int | None:
-    """The server's maximum batch size when its message states it (TEI's wording)."""
-    match = _BATCH_LIMIT.search(message)
-    return int(match.group(1)) if match else None
+    """The server's maximum batch size when its message states it (TEI's, OpenAI's... wording)."""
+    for pattern in _BATCH_LIMITS:
+        match = pattern.search(message)
+        if match and match.groups():
+            return int(match.group(1))
+    return None
+
+
+def says_batch_too_large(message: str) -> bool:
+    """Whether a 400/413/422 message says the request had too many inputs (split, do not fail)."""
+    return any(pattern.search(message) for pattern in _BATCH_LIMITS)
 
 
 class HfragError(Exception):

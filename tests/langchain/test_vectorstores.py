@@ -11,7 +11,7 @@ from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 
 from hfrag.langchain import HuggingFaceInferenceEmbeddings
 from hfrag.server.testing import ServerHandle
-from tests.adapters import make_corpus, target_kwargs
+from tests.adapters import make_corpus, prompt_kwargs, sent, target_kwargs
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # langchain-community is being sunset
@@ -43,17 +43,17 @@ def search_all(
     return asyncio.run(go())
 
 
+@pytest.mark.parametrize("target", ["router", "endpoint", "openai"])
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("store", sorted(STORES))
 def test_store_finds_the_right_chunk(srv: ServerHandle, target: str, store: str, mode: str) -> None:
     chunks, queries = make_corpus(N_CHUNKS)
-    emb = HuggingFaceInferenceEmbeddings(
-        **target_kwargs(target, srv.url), query_prompt_name="query", document_prompt_name="document"
-    )
+    emb = HuggingFaceInferenceEmbeddings(**target_kwargs(target, srv.url), **prompt_kwargs(target))
     results = search_all(STORES[store], emb, chunks, queries, mode)
 
     assert [hits[0].page_content for hits in results] == [chunks[i] for i in CHECKED]
-    assert sum(srv.counters.texts_ok[c] for c in chunks) == N_CHUNKS  # each chunk embedded once
+    # each chunk embedded once
+    assert sum(srv.counters.texts_ok[sent(target, c)] for c in chunks) == N_CHUNKS
     # Documents went in batches of 32 (the default, also the server's limit); queries one by one.
     assert max(srv.counters.batch_sizes) == 32
     assert srv.counters.batch_sizes.count(1) == len(CHECKED)

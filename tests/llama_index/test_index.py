@@ -10,20 +10,19 @@ from llama_index.core.schema import NodeWithScore
 
 from hfrag.llama_index import HuggingFaceInferenceEmbedding
 from hfrag.server.testing import ServerHandle
-from tests.adapters import make_corpus, target_kwargs
+from tests.adapters import make_corpus, prompt_kwargs, sent, target_kwargs
 
 N_CHUNKS = 2000
 CHECKED = range(0, N_CHUNKS, 97)  # a spread of queries; each must find its own document first
 
 
+@pytest.mark.parametrize("target", ["router", "endpoint", "openai"])
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_index_retrieves_the_right_document(
     srv: ServerHandle, target: str, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chunks, queries = make_corpus(N_CHUNKS)
-    emb = HuggingFaceInferenceEmbedding(
-        **target_kwargs(target, srv.url), query_prompt_name="query", document_prompt_name="document"
-    )
+    emb = HuggingFaceInferenceEmbedding(**target_kwargs(target, srv.url), **prompt_kwargs(target))
     monkeypatch.setattr(Settings, "_embed_model", emb)  # nothing may fall back to a default model
     documents = [Document(text=c) for c in chunks]
 
@@ -42,6 +41,8 @@ def test_index_retrieves_the_right_document(
         results = asyncio.run(go())
 
     assert [hits[0].node.get_content() for hits in results] == [chunks[i] for i in CHECKED]
-    assert sum(srv.counters.texts_ok[c] for c in chunks) == N_CHUNKS  # each embedded once
+    assert (
+        sum(srv.counters.texts_ok[sent(target, c)] for c in chunks) == N_CHUNKS
+    )  # each embedded once
     assert max(srv.counters.batch_sizes) == 32
     assert srv.counters.batch_sizes.count(1) == len(CHECKED)

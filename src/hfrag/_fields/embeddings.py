@@ -79,6 +79,42 @@ class EmbeddingFields(InferenceFields):
     show_progress: bool = Field(
         default=_OPTIONS.show_progress, description="Show a tqdm progress bar for long jobs."
     )
+    provider: str | None = Field(
+        default=_OPTIONS.provider,
+        description=(
+            "Inference Provider for a model id: None or 'hf-inference' (the router's pipeline "
+            "form), a provider name ('together', 'scaleway', 'deepinfra'), or 'auto' (the first "
+            "live provider the Hub lists for feature-extraction)."
+        ),
+    )
+    provider_model: str | None = Field(
+        default=_OPTIONS.provider_model,
+        description=(
+            "The provider's own id of the model (skips the Hub look-up); for an endpoint in "
+            "the OpenAI form, the 'model' sent (default: the first of GET /v1/models)."
+        ),
+    )
+    protocol: Literal["auto", "tei", "openai"] = Field(
+        default=_OPTIONS.protocol,
+        description=(
+            "Wire form of an endpoint URL: 'tei' (POST the URL as given), 'openai' "
+            "(POST {base}/v1/embeddings), or 'auto' (a URL ending in /v1 or /embeddings is "
+            "OpenAI; otherwise GET /info decides, once)."
+        ),
+    )
+    encoding_format: Literal["float", "base64"] = Field(
+        default=_OPTIONS.encoding_format,
+        description=(
+            "How the OpenAI form sends vectors: 'base64' (float32 bytes, decoded by numpy, "
+            "several times cheaper) or 'float' (JSON numbers)."
+        ),
+    )
+    hub_url: str | None = Field(
+        default=_OPTIONS.hub_url,
+        description=(
+            "Hub base for the provider look-up (default $HF_ENDPOINT, else https://huggingface.co)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _build_client_now(self) -> Self:
@@ -104,5 +140,10 @@ class EmbeddingFields(InferenceFields):
             document_instruction=self.document_instruction,
             pooling=self.pooling,
             show_progress=self.show_progress,
+            provider=self.provider,
+            provider_model=self.provider_model,
+            protocol=self.protocol,
+            encoding_format=self.encoding_format,
+            hub_url=self.hub_url,
         )
         return EmbeddingsClient(**self._connection(), options=options)

@@ -39,6 +39,13 @@ from hfrag.server.inference import (
     state_of,
 )
 from hfrag.server.routes_cohere import cohere_rerank_route
+from hfrag.server.routes_hub import model_info
+from hfrag.server.routes_openai import (
+    PROVIDER_ROUTES,
+    models_route,
+    openai_embeddings_route,
+    provider_route,
+)
 from hfrag.server.routes_router import model_route, pipeline_route
 from hfrag.server.routes_tei import (
     embed_route,
@@ -324,4 +331,10 @@ def build_app(
     r.add_post("/hf-inference/models/{model_id:.+}", model_route)
     r.add_post("/v1/rerank", cohere_rerank_route)
     r.add_post("/v2/rerank", cohere_rerank_route)
+    r.add_post("/v1/embeddings", openai_embeddings_route)
+    r.add_post("/embeddings", openai_embeddings_route)
+    for provider, path in PROVIDER_ROUTES.items():
+        r.add_post(path, provider_route(provider))
+    r.add_get("/v1/models", models_route)
+    r.add_get("/api/models/{model_id:.+}", model_info)
     return app

@@ -100,6 +100,11 @@ class ServerConfig:
         validation_status: the status of TEI ``Validation`` errors (batch size, too-long input,
             unknown prompt). TEI maps them to 413; set 422 to model a server or proxy that
             answers 422, which clients must handle as well.
+        provider_mapping: what the Hub model API (``GET /api/models/{id}``) says about each
+            model's Inference Providers: ``{model_id: {provider: {"providerId", "status",
+            "task"}}}``. None derives one from the served models (see ``routes_hub``).
+        mapping_form: how that API sends it: ``"dict"`` (as ``model_info``) or ``"list"``
+            (as ``list_models``, each entry with a ``"provider"`` key).
     """
 
     models: Sequence[ModelSpec] = field(default_factory=default_models)
@@ -110,6 +115,8 @@ class ServerConfig:
     payload_limit: int = 2_000_000
     max_stop_sequences: int = 4
     validation_status: int = 413
+    provider_mapping: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None
+    mapping_form: Literal["dict", "list"] = "dict"
 
     def __post_init__(self) -> None:
         if not self.models:

@@ -1,14 +1,17 @@
 """The embeddings task: texts in, a float32 ``(n, dim)`` array out, in input order.
 
-One client serves both frameworks' adapters. It checks the input before anything is sent, builds
-the feature-extraction payload (options at the root, None dropped), cuts the job into batches run
-with bounded concurrency (:mod:`hfrag.tasks.batching`), respects an endpoint's
-``max_client_batch_size`` from ``GET /info``, and validates every response
-(:mod:`hfrag.tasks.vectors`). Sync methods run the same coroutine on hfrag's private loop.
+One client serves both frameworks' adapters. It checks the input before anything is sent, picks
+its wire form once (TEI/HF pipeline or OpenAI, router provider or endpoint:
+:mod:`hfrag.tasks.embedding_wire`), cuts the job into batches run with bounded concurrency
+(:mod:`hfrag.tasks.batching`), respects an endpoint's ``max_client_batch_size`` from
+``GET /info``, and validates every response (:mod:`hfrag.tasks.vectors`). Sync methods run the
+same coroutine on hfrag's private loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,10 +22,22 @@ from hfrag._checks import check_bool, check_choice, check_int, check_str
 from hfrag.errors import ConfigurationError
 from hfrag.tasks.base import Target, TaskClient, transport_config
 from hfrag.tasks.batching import run_batches
+from hfrag.tasks.embedding_wire import (
+    ENCODINGS,
+    PROTOCOLS,
+    EncodingFormat,
+    Protocol,
+    Route,
+    check_form,
+    resolve_route,
+    static_form,
+)
 from hfrag.tasks.inputs import check_text, check_texts
 from hfrag.tasks.progress import progress_bar
-from hfrag.tasks.vectors import Matrix, Pooling, to_matrix
+from hfrag.tasks.providers import ProviderMapping, check_provider
+from hfrag.tasks.vectors import Matrix, Pooling
 from hfrag.transport import Request, Secret
+from hfrag.transport.urls import check_url
 
 Kind = Literal["query", "document"]
 TASK = "feature-extraction"
@@ -59,6 +74,11 @@ class EmbeddingOptions:
     document_instruction: str | None = None
     pooling: Pooling = "mean"
     show_progress: bool = False
+    provider: str | None = None
+    provider_model: str | None = None
+    protocol: Protocol = "auto"
+    encoding_format: EncodingFormat = "base64"
+    hub_url: str | None = None
 
     def __post_init__(self) -> None:
         check_int("batch_size", self.batch_size, minimum=1)
@@ -77,6 +97,11 @@ class EmbeddingOptions:
                     value.encode("utf-8")
                 except UnicodeEncodeError:
                     raise ConfigurationError(f"{name} cannot be encoded as UTF-8") from None
+        check_choice("protocol", self.protocol, PROTOCOLS)
+        check_choice("encoding_format", self.encoding_format, ENCODINGS)
+        check_provider(self.provider, self.provider_model)
+        if self.hub_url is not None:
+            check_url(self.hub_url, what="hub_url")
 
     def payload_options(self, kind: Kind) -> dict[str, Any]:
         """Root-level options of the feature-extraction body for ``kind``; None dropped."""
@@ -95,13 +120,16 @@ class EmbeddingOptions:
 
 
 class EmbeddingsClient(TaskClient):
-    """Framework-free embeddings over the router or any TEI-compatible endpoint.
+    """Framework-free embeddings over the router (any provider) or any TEI/OpenAI endpoint.
 
     Example::
 
         client = EmbeddingsClient(endpoint_url="http://127.0.0.1:8080")
         vectors = client.embed(["first text", "second text"])   # float32, shape (2, dim)
         query = client.embed_query("what is in the text?")      # shape (dim,)
+        openai = EmbeddingsClient(endpoint_url="http://127.0.0.1:8080/v1")  # /v1/embeddings
+        hosted = EmbeddingsClient(model="BAAI/bge-small-en-v1.5",
+                                  options=EmbeddingOptions(provider="auto"))
     """
 
     def __init__(
@@ -141,6 +169,44 @@ class EmbeddingsClient(TaskClient):
             max_response_bytes=max_response_bytes,
         )
         super().__init__(Target.resolve(model, endpoint_url, router_url), config)
+        if self.target.is_endpoint and self.options.provider is not None:
+            raise ConfigurationError(
+                "provider=... applies to model ids on the router; an endpoint URL is used as "
+                "given (use protocol='openai' for an OpenAI-compatible endpoint)"
+            )
+        if (
+            not self.target.is_endpoint
+            and self.options.provider_model
+            and not self.options.provider
+        ):
+            raise ConfigurationError(
+                "provider_model=... needs provider=... (the provider that knows the model by "
+                "that id); for an endpoint URL in the OpenAI form it is the 'model' sent"
+            )
+        if not self.target.is_endpoint and self.options.protocol != "auto":
+            raise ConfigurationError(
+                "protocol=... applies to endpoint URLs; for a model id the provider decides "
+                "the form (provider=...)"
+            )
+        form = static_form(self)
+        if form is not None:
+            check_form(self.options, form, self.target.describe())
+        self._route: Route | None = None
+        self._route_lock: asyncio.Lock | None = None
+        self._lock_pid = os.getpid()
+        self._served: list[str] | None = None
+        self._mappings: list[ProviderMapping] | None = None
+
+    async def route(self) -> Route:
+        """Where and in which form batches go: decided on first use, then remembered."""
+        if self._route is None:
+            # A fork copies a lock that another thread may hold; the child gets its own.
+            if self._route_lock is None or self._lock_pid != os.getpid():
+                self._route_lock, self._lock_pid = asyncio.Lock(), os.getpid()
+            async with self._route_lock:  # concurrent first calls look up once
+                if self._route is None:
+                    self._route = await resolve_route(self)
+        return self._route
 
     def embed(
         self,
@@ -197,29 +263,21 @@ class EmbeddingsClient(TaskClient):
     async def _embed(
         self, texts: list[str], kind: Kind, batch_size: int | None, show_progress: bool | None
     ) -> Matrix:
-        url = self.target.url(TASK)
-        options = self.options.payload_options(kind)
+        route = await self.route()
+        url, form = route.url, route.form
         prefix = self.options.instruction(kind)
-        pool_normalize = self.options.normalize is not False
         limit = await self._batch_limit(batch_size)
         out: list[Matrix] = []  # holds the (n, dim) result once the dimension is known
 
         async def send(start: int, stop: int) -> Matrix:
             inputs = [prefix + t for t in texts[start:stop]] if prefix else texts[start:stop]
             size = BYTES_PER_INPUT * (stop - start)
+            body = form.build(inputs, self.options, kind, route.model)
             payload = await self.async_transport.request(
-                Request(url, json={"inputs": inputs, **options}, max_response_bytes=size)
+                Request(url, json=body, max_response_bytes=size)
             )
             dim = out[0].shape[1] if out else None
-            return to_matrix(
-                payload,
-                stop - start,
-                first=start,
-                url=url,
-                pooling=self.options.pooling,
-                normalize_pooled=pool_normalize,
-                dim=dim,
-            )
+            return form.decode(payload, stop - start, start, url, dim, self.options)
 
         def collect(start: int, stop: int, rows: Matrix) -> None:
             if not out:

@@ -1,14 +1,19 @@
 """Checking and shaping embedding responses: whatever the server sent becomes an (n, dim) array.
 
-Accepted: 2-D ``[[f, ...], ...]`` (TEI, router for lists), 1-D for a single input (router), and
-token-level 3-D ``[batch][tokens][dim]`` from models without a pooling head, ragged across the
-batch, pooled here by ``mean`` or ``cls``. Everything else (wrong count, wrong or inconsistent
-dimension, NaN or infinity, non-numeric values, empty vectors) is a
-:class:`~hfrag.errors.MalformedResponseError` naming the batch's input positions.
+Two wire forms. The HF form (:func:`to_matrix`): 2-D ``[[f, ...], ...]`` (TEI, router for
+lists), 1-D for a single input (router), and token-level 3-D ``[batch][tokens][dim]`` from
+models without a pooling head, ragged across the batch, pooled here by ``mean`` or ``cls``. The
+OpenAI form (:func:`openai_matrix`): ``{"data": [{"index", "embedding"}]}``, placed by ``index``
+(never by position), each embedding a list of floats or the base64 of its little-endian float32
+bytes, decoded with numpy straight into the batch's array (no Python float per value).
+Everything else (wrong count, wrong or inconsistent dimension, NaN or infinity, non-numeric
+values, empty vectors, bad base64) is a :class:`~hfrag.errors.MalformedResponseError` naming the
+batch's input positions.
 """
 
 from __future__ import annotations
 
+import binascii
 from typing import Any, Literal
 
 import numpy as np
@@ -88,18 +93,100 @@ def to_matrix(
         rows, pooled = _rows(payload, n, pooling)
         if rows.shape[0] != n:
             raise _Bad(f"{rows.shape[0]} vectors for {n} inputs")
-        if rows.shape[1] == 0:
-            raise _Bad("empty vectors")
-        if dim is not None and rows.shape[1] != dim:
-            raise _Bad(f"dimension {rows.shape[1]}, but earlier batches had {dim}")
-        matrix = rows.astype(np.float32, copy=False)
-        if not np.isfinite(matrix).all():
-            raise _Bad("NaN or infinite values")
+        matrix = _checked(rows.astype(np.float32, copy=False), dim)
     except _Bad as bad:
-        raise MalformedResponseError(
-            f"embedding response for {where} is malformed: {bad}", status=200, url=redact_url(url)
-        ) from None
-    if pooled and normalize_pooled:
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
+        raise _malformed(where, url, bad) from None
+    return unit_rows(matrix) if pooled and normalize_pooled else matrix
+
+
+def _checked(matrix: Matrix, dim: int | None) -> Matrix:
+    """``matrix`` if its vectors are non-empty, of dimension ``dim`` (when known) and finite."""
+    if matrix.shape[1] == 0:
+        raise _Bad("empty vectors")
+    if dim is not None and matrix.shape[1] != dim:
+        raise _Bad(f"dimension {matrix.shape[1]}, but earlier batches had {dim}")
+    if not np.isfinite(matrix).all():
+        raise _Bad("NaN or infinite values")
     return matrix
+
+
+def _malformed(where: str, url: str, bad: _Bad) -> MalformedResponseError:
+    return MalformedResponseError(
+        f"embedding response for {where} is malformed: {bad}", status=200, url=redact_url(url)
+    )
+
+
+def unit_rows(matrix: Matrix) -> Matrix:
+    """Rows scaled to unit L2 norm (zero rows left as they are)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
+
+
+def _from_base64(items: list[Any]) -> Matrix:
+    """Base64 vectors (little-endian float32 bytes) into one ``(n, dim)`` float32 array."""
+    rows: Matrix | None = None
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise _Bad("a mix of base64 and other embeddings")
+        try:
+            raw = binascii.a2b_base64(item)
+        except (binascii.Error, ValueError) as exc:
+            raise _Bad(f"embedding {i} is not valid base64 ({exc})") from None
+        if rows is None:
+            if not raw or len(raw) % 4:
+                raise _Bad(f"base64 embedding of {len(raw)} bytes is not whole float32 values")
+            rows = np.empty((len(items), len(raw) // 4), dtype=np.float32)
+        if len(raw) != rows.shape[1] * 4:
+            raise _Bad(
+                f"base64 embedding {i} has {len(raw)} bytes, expected {rows.shape[1] * 4} "
+                f"({rows.shape[1]} float32 values)"
+            )
+        rows[i] = np.frombuffer(raw, dtype="<f4")
+    assert rows is not None
+    return rows
+
+
+def _by_index(payload: Any, n: int) -> list[Any]:
+    """The ``embedding`` of each ``data`` item, placed by its ``index``; all of 0..n-1 once."""
+    if not isinstance(payload, dict):
+        raise _Bad(f"expected a JSON object with 'data', got {type(payload).__name__}")
+    data = payload.get("data")
+    if not isinstance(data, list):
+        raise _Bad("no 'data' list in the answer")
+    if len(data) != n:
+        raise _Bad(f"{len(data)} vectors for {n} inputs")
+    slots: list[Any] = [None] * n
+    for item in data:
+        if not isinstance(item, dict):
+            raise _Bad(f"a data item is {type(item).__name__}, not an object")
+        index, embedding = item.get("index"), item.get("embedding")
+        if type(index) is not int or not 0 <= index < n:
+            raise _Bad(f"index {index!r} is not one of 0-{n - 1}")
+        if slots[index] is not None:
+            raise _Bad(f"index {index} appears twice (and another is missing)")
+        if embedding is None:
+            raise _Bad(f"item {index} has no embedding")
+        slots[index] = embedding
+    return slots
+
+
+def openai_matrix(payload: Any, n: int, *, first: int, url: str, dim: int | None = None) -> Matrix:
+    """Validate one OpenAI-form answer for inputs ``first .. first+n-1`` into float32 ``(n, dim)``.
+
+    Float lists and base64 strings are both accepted, whichever the server sent.
+    """
+    where = f"inputs {first}-{first + n - 1}" if n > 1 else f"input {first}"
+    try:
+        slots = _by_index(payload, n)
+        if isinstance(slots[0], str):
+            matrix = _from_base64(slots)
+        else:
+            if len({len(v) if isinstance(v, list) else -1 for v in slots} - {-1}) > 1:
+                raise _Bad("embeddings of different lengths")
+            array = _numeric(slots)
+            if array.ndim != 2:
+                raise _Bad("embeddings of different lengths, or not lists of numbers")
+            matrix = array.astype(np.float32, copy=False)
+        return _checked(matrix, dim)
+    except _Bad as bad:
+        raise _malformed(where, url, bad) from None

@@ -4,7 +4,9 @@
   ``https://router.huggingface.co``, overridable by argument or ``HFRAG_ROUTER_URL``).
 - An endpoint URL (Inference Endpoint, TEI, TGI, any compatible server) is used as given.
 - TEI/TGI explicit routes (``/info``, ``/rerank``...) hang off an endpoint's base.
-- Chat URLs follow the OpenAI ``/v1`` conventions.
+- Chat and embeddings URLs of OpenAI-compatible servers follow the OpenAI ``/v1`` conventions.
+- Inference Providers hang off the router as ``{router}/{provider}{route}``; the provider's model
+  id comes from the Hub's model API (``hub_url``, else ``$HF_ENDPOINT``, else huggingface.co).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from hfrag.errors import ConfigurationError
 
 DEFAULT_ROUTER_URL = "https://router.huggingface.co"
 ROUTER_ENV = "HFRAG_ROUTER_URL"
+DEFAULT_HUB_URL = "https://huggingface.co"
+HUB_ENV = "HF_ENDPOINT"  # as huggingface_hub reads it
 
 #: Tasks whose router URL carries a ``/pipeline/{task}`` suffix.
 PIPELINE_TASKS = frozenset({"feature-extraction", "sentence-similarity"})
@@ -28,6 +32,9 @@ _KNOWN_ROUTES = (
     "/v1/chat/completions",
     "/v1/rerank",
     "/v2/rerank",
+    "/v1/embeddings",
+    "/v1/models",
+    "/embeddings",
     "/chat/completions",
     "/generate_stream",
     "/generate",
@@ -130,6 +137,45 @@ def chat_url(base_url: str) -> str:
 def router_chat_url(router_url: str | None = None) -> str:
     """The router's OpenAI-compatible chat URL."""
     return router_base(router_url) + "/v1/chat/completions"
+
+
+def provider_url(provider: str, route: str, router_url: str | None = None) -> str:
+    """An Inference Provider's route through the router: ``{router}/{provider}{route}``."""
+    return f"{router_base(router_url)}/{provider}{route}"
+
+
+def hub_base(hub_url: str | None = None) -> str:
+    """The Hub to ask about models: the argument, else ``$HF_ENDPOINT``, else huggingface.co."""
+    base = hub_url or os.environ.get(HUB_ENV) or DEFAULT_HUB_URL
+    return check_url(base, what="hub_url").rstrip("/")
+
+
+def hub_mapping_url(model: str, hub_url: str | None = None) -> str:
+    """The Hub model API URL that lists ``model``'s Inference Providers."""
+    check_model_id(model)
+    return f"{hub_base(hub_url)}/api/models/{model}?expand[]=inferenceProviderMapping"
+
+
+def is_openai_url(url: str) -> bool:
+    """Whether an endpoint URL names the OpenAI form (path ending ``/v1`` or ``/embeddings``)."""
+    path = urlsplit(url).path.rstrip("/")
+    return path.endswith(("/v1", "/embeddings"))
+
+
+def openai_embeddings_url(base_url: str) -> str:
+    """The OpenAI-compatible embeddings URL for an endpoint.
+
+    A URL already ending in ``/embeddings`` is kept (``/v1/embeddings``, TEI's ``/embeddings``,
+    DeepInfra's ``/v1/openai/embeddings``); ``/ep/v1`` means ``/ep/v1/embeddings``; otherwise a
+    TEI route (``/embed``, ``/info``...) is dropped and ``/v1/embeddings`` added to the base.
+    """
+    parts = urlsplit(check_url(base_url))
+    path = parts.path.rstrip("/")
+    if path.endswith("/embeddings"):
+        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    if not path.endswith("/v1"):
+        path = urlsplit(endpoint_base(base_url)).path + "/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path + "/embeddings", parts.query, ""))
 
 
 def redact_url(url: str) -> str:

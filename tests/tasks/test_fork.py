@@ -1,0 +1,59 @@
+"""A forked worker inherits a client: it keeps what was learned, and never waits on the parent."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from typing import Any
+
+import pytest
+
+from hfrag.tasks import EmbeddingOptions, EmbeddingsClient
+from hfrag.transport import run_sync
+from tests.tasks.conftest import EMBED_MODEL
+
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="fork"),
+    # The async transport keeps the parent's httpx pool, whose asyncio objects are bound to the
+    # parent's I/O loop: a forked child fails on its first request until the transport drops
+    # its pool after a fork. What these tests check on top (the route learned before the fork,
+    # a route lock held at fork time) is hfrag.tasks'.
+    pytest.mark.xfail(reason="AsyncTransport reuses the parent's pool after fork", strict=False),
+]
+
+
+def _embed_in_child(client: EmbeddingsClient, queue: Any) -> None:
+    queue.put(client.embed(["a text in the child"]).shape)
+
+
+def _run_forked(client: EmbeddingsClient) -> tuple[int, int]:
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_embed_in_child, args=(client, queue))
+    proc.start()
+    proc.join(timeout=60)
+    assert proc.exitcode == 0, "the child hung or failed"
+    return tuple(queue.get(timeout=5))
+
+
+def test_child_uses_the_route_the_parent_learned(server):
+    options = EmbeddingOptions(provider="together", hub_url=server.url)
+    client = EmbeddingsClient(model=EMBED_MODEL, router_url=server.url, options=options)
+    client.embed(["warm"])
+    assert _run_forked(client) == (1, 384)
+    assert server.counters.total(f"/api/models/{EMBED_MODEL}") == 1
+
+
+def test_child_forked_while_a_first_call_held_the_lock_does_not_hang(server):
+    options = EmbeddingOptions(provider="together", hub_url=server.url)
+    client = EmbeddingsClient(model=EMBED_MODEL, router_url=server.url, options=options)
+    client._route_lock = None
+
+    async def hold() -> None:  # as if another thread were half-way through its first call
+        await client.route()
+        client._route = None
+        assert client._route_lock is not None
+        await client._route_lock.acquire()
+
+    run_sync(hold())
+    assert _run_forked(client) == (1, 384)
