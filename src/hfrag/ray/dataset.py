@@ -122,7 +122,7 @@ def embed_dataset(
     rows_per_call: int | None = None,
     batch_format: Literal["pyarrow", "pandas", "numpy"] = "pyarrow",
     num_cpus: float = 0.5,
-    ray_remote_args: Mapping[str, Any] | None = None,
+    map_batches_args: Mapping[str, Any] | None = None,
     **fields: Any,
 ) -> Dataset:
     """``ds`` with a fixed-size float32 vector per row in ``output_column``; lazy, like Ray.
@@ -142,8 +142,8 @@ def embed_dataset(
         batch_format: the format batches are handed to the embedder in (and come back in).
         num_cpus: CPUs Ray reserves per worker; the work is waiting on the network, so a
             fraction is enough and leaves CPUs for reading and writing.
-        ray_remote_args: more arguments for ``map_batches`` (``runtime_env``,
-            ``max_task_retries``, ``resources``...).
+        map_batches_args: more keyword arguments for ``Dataset.map_batches``
+            (``runtime_env``, ``memory``, ``max_task_retries``...).
         **fields: the other embedding settings (``token``, ``timeout``, ``max_retries``,
             ``normalize``, ``dimensions``...), as for :class:`~hfrag.ray.Embedder`. A ``token``
             given as a string is wrapped in :class:`~hfrag.transport.Secret` before it is
@@ -193,5 +193,5 @@ def embed_dataset(
         batch_format=batch_format,
         compute=ActorPoolStrategy(size=plan.workers),
         num_cpus=num_cpus,
-        **dict(ray_remote_args or {}),
+        **dict(map_batches_args or {}),
     )
