@@ -24,6 +24,8 @@ def ray_session() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="hfrag-ray-"))
     hf_home = root / "hf_home"
     hf_home.mkdir()
+    if ray.is_initialized():  # started by something else in this process, with its settings
+        ray.shutdown()
     ray.init(
         num_cpus=2,
         include_dashboard=False,

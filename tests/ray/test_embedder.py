@@ -4,6 +4,7 @@ errors, and the capacity arithmetic. No Ray cluster is needed here (see test_ray
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -187,6 +188,26 @@ def test_the_spark_recipe_shape_works_on_pandas_frames(server):
     out = pd.concat(list(embed_partition(iter(frames))))
     got = np.stack(out["embedding"].to_list())
     np.testing.assert_allclose(got, expected(server, texts(12)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_an_embedder_used_again_after_a_fork_builds_its_own_client(server):
+    embedder = Embedder(endpoint_url=server.url)
+    batch = {"text": np.array(["parent text", "another"], dtype=object)}
+    embedder(batch)  # the parent's pool now holds an open connection
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            out = embedder({"text": np.array(["child text"], dtype=object)})
+            want = expected(server, ["child text"])
+            code = 0 if np.allclose(out["embedding"], want, atol=1e-6) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert embedder(batch)["embedding"].shape == (2, 384)  # the parent's client still works
+    assert server.counters.texts_ok["child text"] == 1
 
 
 @pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))

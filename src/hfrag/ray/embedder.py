@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -119,9 +120,11 @@ class Embedder:
         self.column = column
         self.output_column = output_column
         self.kind: Kind = kind
-        self.client = build_client(fields)
+        self._fields = dict(fields)
+        self.client = build_client(self._fields)
         self._dim: int | None = self.client.options.dimensions
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         # Ray names the worker's log lines after this: a target and columns, never a credential.
@@ -132,6 +135,8 @@ class Embedder:
 
     def __call__(self, batch: Any) -> Any:
         """``batch`` plus its vectors, in the batch's format; raises for a failed batch."""
+        if self._pid != os.getpid():
+            self._after_fork()
         texts = check_texts(texts_of(batch, self.column))
         if not texts:
             empty = np.zeros((0, self._dim or 0), dtype=np.float32)
@@ -148,6 +153,13 @@ class Embedder:
                 positions=range(len(texts)),
             )
         return with_vectors(batch, self.output_column, vectors)
+
+    def _after_fork(self) -> None:
+        # A forked process (multiprocessing, a forking Spark worker) inherits the parent's
+        # connection pool, bound to the parent's I/O loop and sockets: build its own client.
+        self.client = build_client(self._fields)
+        self._lock = threading.Lock()  # the parent's may have been held at the fork
+        self._pid = os.getpid()
 
     def close(self) -> None:
         """Close the client's connections (a worker's end closes them too)."""
