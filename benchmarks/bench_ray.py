@@ -20,32 +20,14 @@ Usage: ``python benchmarks/bench_ray.py [--texts 10000] [--latency 0.1] [--capac
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+
+from bench_embeddings import BATCH, local_server  # the same subprocess server, batches of 32
 
 from hfrag.tasks import EmbeddingOptions, EmbeddingsClient
 
-BATCH = 32
 WORKERS = (1, 2, 4)
-
-
-@contextlib.contextmanager
-def local_server(*args: str) -> Iterator[str]:
-    """``hfrag serve`` on a free port in a subprocess; yields its URL."""
-    cmd = [sys.executable, "-m", "hfrag", "serve", "--port", "0", "--max-batch-size", str(BATCH)]
-    proc = subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        url = next(word for word in line.split() if word.startswith("http://"))
-        yield url.rstrip("/")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def ray_run(url: str, texts: list[str], workers: int, capacity: int) -> tuple[float, float]:
