@@ -91,12 +91,16 @@ class Embedder:
         from hfrag.transport import Secret
 
         ds = ray.data.read_parquet("chunks/")
+        ds.context.raise_original_map_exception = True  # hfrag's typed errors, unwrapped
         ds = ds.map_batches(
             Embedder,
             fn_constructor_kwargs={"endpoint_url": "http://127.0.0.1:8080", "token": Secret(tok),
                                    "max_concurrency": 4},
-            batch_size=512, batch_format="pyarrow", concurrency=2,
+            batch_size=512, batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=2),   # 2 workers x 4 = 8 requests at most
         )
+
+    :func:`hfrag.ray.embed_dataset` does the sizing for you.
     """
 
     def __init__(
