@@ -70,7 +70,7 @@ def test_twenty_thousand_texts_with_faults_through_two_workers(ray_ready, make_s
             p_502=0.02,
             p_drop=0.01,
             p_truncate=0.01,
-            latency=0.002,
+            latency=0.03,  # latency-bound, so the requests in flight overlap
             max_concurrency=cap,
         )
     )
