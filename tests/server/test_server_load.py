@@ -8,7 +8,7 @@ import threading
 import httpx
 import numpy as np
 
-from hfrag.server import FaultConfig
+from hfrag.server import FaultConfig, ServerConfig
 
 CLIENTS = 64
 FE = "/hf-inference/models/hfrag/hash-embed/pipeline/feature-extraction"
@@ -62,3 +62,25 @@ async def test_64_async_clients_under_a_concurrency_cap(server):
         codes = await asyncio.gather(*(one(c, i) for i in range(CLIENTS)))
     assert codes == [200] * CLIENTS
     assert server.counters.max_in_flight == 8
+
+
+async def test_open_requests_peak_counts_the_queued_ones(make_server):
+    # max_in_flight stops at the server's cap; max_open is what the clients had in flight.
+    srv = make_server(ServerConfig(max_concurrent_requests=3))
+    srv.set_faults(FaultConfig(latency=0.2, max_concurrency=3))
+
+    async def one(c: httpx.AsyncClient, i: int) -> int:
+        r = await c.post("/embed", json={"inputs": [f"open {i}"]})
+        return r.status_code
+
+    limits = httpx.Limits(max_connections=10)
+    async with httpx.AsyncClient(base_url=srv.url, timeout=30, limits=limits) as c:
+        codes = await asyncio.gather(*(one(c, i) for i in range(10)))
+        info = (await c.get("/info")).json()
+    assert codes == [200] * 10
+    assert srv.counters.max_in_flight == 3
+    assert srv.counters.max_open == 10
+    assert srv.counters.open == 0
+    assert info["max_concurrent_requests"] == 3
+    srv.reset()
+    assert srv.counters.max_open == 0

@@ -234,6 +234,9 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     status = -1
     context = RequestContext()
     token = begin(context)
+    posted = request.method == "POST"
+    if posted:
+        state.counters.arrive()
     try:
         body: Any = None
         has_body = False
@@ -278,6 +281,8 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         raise
     finally:
         end(token)
+        if posted:
+            state.counters.depart()
         state.counters.record_answer(request.path, status)
 
 

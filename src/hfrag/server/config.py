@@ -97,6 +97,8 @@ class ServerConfig:
         faults: faults active from the start (also what ``reset()`` returns to).
         payload_limit: request body bytes accepted (TEI's default 2 MB), 413 above.
         max_stop_sequences: TGI's limit on ``stop``.
+        max_concurrent_requests: the capacity TEI's ``GET /info`` advertises (TEI's default 512);
+            the load it actually takes is set by the faults' ``max_concurrency``.
         validation_status: the status of TEI ``Validation`` errors (batch size, too-long input,
             unknown prompt). TEI maps them to 413; set 422 to model a server or proxy that
             answers 422, which clients must handle as well.
@@ -117,6 +119,7 @@ class ServerConfig:
     validation_status: int = 413
     provider_mapping: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None
     mapping_form: Literal["dict", "list"] = "dict"
+    max_concurrent_requests: int = 512
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -127,6 +130,8 @@ class ServerConfig:
             raise ValueError(f"duplicate model names: {duplicates}")
         if self.max_client_batch_size < 1:
             raise ValueError("max_client_batch_size must be at least 1")
+        if self.max_concurrent_requests < 1:
+            raise ValueError("max_concurrent_requests must be at least 1")
         object.__setattr__(self, "models", tuple(self.models))
 
     @classmethod

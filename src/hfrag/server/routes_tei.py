@@ -59,7 +59,7 @@ def tei_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
         "model_sha": None,
         "model_dtype": "float32",
         "model_type": model_type,
-        "max_concurrent_requests": 512,
+        "max_concurrent_requests": config.max_concurrent_requests,
         "max_input_length": spec.max_input_length,
         "max_batch_tokens": 16384,
         "max_batch_requests": None,

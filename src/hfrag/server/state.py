@@ -49,7 +49,10 @@ class Counters:
             ``text_pair`` of classified pairs, similarity ``sentences``), counted per answer.
         items_ok: input items in 200 inference answers.
         batch_sizes: input items of each inference request received (valid or not).
-        max_in_flight: peak number of inference requests being handled at once.
+        max_in_flight: peak number of inference requests being handled at once (inside the
+            ``max_concurrency`` queue of the faults, so never above that cap).
+        max_open: peak number of POST requests open at once, from arrival to answer, queued and
+            fault-answered ones included: what clients had in flight, whatever the server's cap.
         headers: request headers (lower-cased names) of every request, in order.
         bodies: decoded JSON bodies of every request with a body, in order (the raw text when
             the body is not JSON).
@@ -63,6 +66,8 @@ class Counters:
         self.batch_sizes: list[int] = []
         self.max_in_flight = 0
         self.in_flight = 0
+        self.max_open = 0
+        self.open = 0
         self.headers: list[dict[str, str]] = []
         self.bodies: list[Any] = []
 
@@ -83,6 +88,7 @@ class Counters:
             self.items_ok = 0
             self.batch_sizes.clear()
             self.max_in_flight = 0
+            self.max_open = 0
             self.headers.clear()
             self.bodies.clear()
 
@@ -121,6 +127,17 @@ class Counters:
         """An inference request is done."""
         with self._lock:
             self.in_flight -= 1
+
+    def arrive(self) -> None:
+        """A POST request arrives (before any queue or fault)."""
+        with self._lock:
+            self.open += 1
+            self.max_open = max(self.max_open, self.open)
+
+    def depart(self) -> None:
+        """A POST request has its answer (or was dropped)."""
+        with self._lock:
+            self.open -= 1
 
 
 class Scripts:
