@@ -1,0 +1,591 @@
+"""What the LLM task clients share: options, typed stream chunks, results, message checks.
+
+The API of the LLM task clients (stable names; both frameworks' adapters build on them)::
+
+    from hfrag.tasks import ChatClient, TextGenerationClient, GenerationOptions
+    from hfrag.tasks import TextDelta, ToolCallDelta, Finish, Usage, ToolCall, GenerationOutput
+
+    options = GenerationOptions(max_new_tokens=64, temperature=0.2, stop=["\\n\\n"])
+
+    chat = ChatClient(model="meta-llama/Llama-3.1-8B-Instruct", provider="fastest",
+                      options=options)        # or ChatClient(endpoint_url="http://host:8082")
+    out = chat.chat([{"role": "user", "content": "Hi"}],
+                    tools=None, tool_choice=None, response_format=None,
+                    stop=None, options=None)          # -> GenerationOutput
+    out = await chat.achat(messages, ...)
+    for chunk in chat.stream_chat(messages, ...): ...  # Iterator[Chunk]
+    async for chunk in chat.astream_chat(messages, ...): ...
+
+    llm = TextGenerationClient(endpoint_url="http://host:8082", task="auto", options=options)
+    out = llm.generate("prompt", stop=None, options=None)   # -> GenerationOutput
+    out = await llm.agenerate("prompt")
+    for chunk in llm.stream("prompt"): ...
+    async for chunk in llm.astream("prompt"): ...
+    llm.wire() / await llm.awire()        # "text-generation" or "chat", resolved once
+    chat.endpoint_info() / await chat.aendpoint_info()    # GET /info of an endpoint, {} if none
+
+    Chunk = TextDelta(text) | ToolCallDelta(index, id, name, arguments)
+          | Finish(reason, raw_reason) | Usage(prompt_tokens, completion_tokens, total_tokens)
+    GenerationOutput(text, finish_reason, usage, tool_calls: tuple[ToolCall, ...], model, raw)
+    ToolCall(id, name, arguments: dict | None, raw_arguments: str)   # None: not valid JSON
+    collect(chunks) / Accumulator().add(chunk) -> GenerationOutput   # merge a stream
+
+A stream yields text deltas as they arrive (stop sequences already trimmed), tool-call deltas as
+the server sends them (merge ``arguments`` per ``index``), one :class:`Finish` and, when the
+server reports it, one :class:`Usage`. A stream that ends before the server said it was done
+raises :class:`~hfrag.errors.InferenceConnectionError`; an error event raises its typed error.
+Joining a stream's chunks with :func:`collect` gives the same output as the non-streamed call.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import Any, Protocol, cast
+
+from hfrag.errors import ConfigurationError, InferenceConnectionError, InputError
+from hfrag.tasks.base import Target, TaskClient, transport_config
+from hfrag.transport import AsyncTransport, Request, Secret, SyncTransport
+from hfrag.transport.urls import redact_url
+
+__all__ = [
+    "Accumulator",
+    "Chunk",
+    "ChunkDecoder",
+    "Finish",
+    "GenerationOptions",
+    "GenerationOutput",
+    "LLMClient",
+    "StopTrimmer",
+    "TextDelta",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "aiter_chunks",
+    "check_messages",
+    "check_prompt",
+    "collect",
+    "iter_chunks",
+    "parse_arguments",
+]
+
+_PROVIDER = re.compile(r"[\w.\-]+")
+
+
+# -- stream chunks ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of generated text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of a tool call: ``arguments`` fragments concatenate per ``index``."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Why generation ended: ``stop``, ``length``, ``tool_calls`` (OpenAI's words);
+    ``raw_reason`` is what the server said (TGI: ``eos_token``, ``stop_sequence``...)."""
+
+    reason: str
+    raw_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts the server reported (None where it did not say)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+Chunk = TextDelta | ToolCallDelta | Finish | Usage
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call of an answer. ``arguments`` is None when ``raw_arguments`` is not a JSON
+    object (a model's mistake the caller may want to report rather than crash on)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] | None
+    raw_arguments: str
+
+
+@dataclass(frozen=True)
+class GenerationOutput:
+    """A whole answer: text (stop sequences trimmed), finish reason, usage, tool calls."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    model: str | None = None
+    raw_finish_reason: str | None = None
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+def parse_arguments(raw: Any) -> tuple[dict[str, Any] | None, str]:
+    """Tool-call arguments as ``(dict or None, JSON text)``: a JSON string or an object (TGI)."""
+    if isinstance(raw, dict):
+        return raw, json.dumps(raw)
+    text = "" if raw is None else str(raw)
+    if not text.strip():
+        return {}, text
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, text
+    return (value, text) if isinstance(value, dict) else (None, text)
+
+
+class Accumulator:
+    """Merges stream chunks into a :class:`GenerationOutput` (tool-call deltas per index)."""
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._calls: dict[int, dict[str, Any]] = {}
+        self.finish: Finish | None = None
+        self.usage: Usage | None = None
+
+    def add(self, chunk: Chunk) -> None:
+        if isinstance(chunk, TextDelta):
+            self._text.append(chunk.text)
+        elif isinstance(chunk, ToolCallDelta):
+            call = self._calls.setdefault(chunk.index, {"id": None, "name": "", "arguments": []})
+            if chunk.id:
+                call["id"] = chunk.id
+            if chunk.name:
+                call["name"] += chunk.name if call["name"] != chunk.name else ""
+            call["arguments"].append(chunk.arguments)
+        elif isinstance(chunk, Finish):
+            self.finish = chunk
+        elif isinstance(chunk, Usage):
+            self.usage = chunk
+
+    def output(self, model: str | None = None) -> GenerationOutput:
+        calls = []
+        for index in sorted(self._calls):
+            call = self._calls[index]
+            arguments, raw = parse_arguments("".join(call["arguments"]))
+            calls.append(ToolCall(call["id"] or f"call_{index}", call["name"], arguments, raw))
+        return GenerationOutput(
+            text="".join(self._text),
+            finish_reason=self.finish.reason if self.finish else None,
+            usage=self.usage,
+            tool_calls=tuple(calls),
+            model=model,
+            raw_finish_reason=self.finish.raw_reason if self.finish else None,
+        )
+
+
+def collect(chunks: Iterable[Chunk]) -> GenerationOutput:
+    """The output a stream adds up to."""
+    acc = Accumulator()
+    for chunk in chunks:
+        acc.add(chunk)
+    return acc.output()
+
+
+# -- options ----------------------------------------------------------------------------------
+
+#: Body keys the clients own; ``model_kwargs`` may not override them.
+RESERVED_KEYS = frozenset({"inputs", "messages", "stream", "stream_options", "parameters"})
+
+
+def _number(name: str, value: Any, low: float | None, high: float | None, *, open_low: bool,
+            open_high: bool = False) -> None:  # fmt: skip
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number, got {value!r}")
+    if low is not None and (value <= low if open_low else value < low):
+        raise ConfigurationError(f"{name} must be {'>' if open_low else '>='} {low}, got {value}")
+    if high is not None and (value >= high if open_high else value > high):
+        raise ConfigurationError(f"{name} must be {'<' if open_high else '<='} {high}, got {value}")
+
+
+def _integer(name: str, value: Any, low: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ConfigurationError(f"{name} must be >= {low}, got {value}")
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Decoding options, validated here and mapped to each wire form (None: not sent).
+
+    | option | text-generation ``parameters`` | chat completions body |
+    |---|---|---|
+    | ``max_new_tokens`` | ``max_new_tokens`` | ``max_tokens`` |
+    | ``temperature`` | ``temperature`` (0 means greedy: sent as ``do_sample: false``) | same |
+    | ``top_p`` | ``top_p`` (1.0 means off: not sent) | ``top_p`` |
+    | ``top_k``, ``repetition_penalty``, ``typical_p`` | same | same (vLLM/llama.cpp extension) |
+    | ``frequency_penalty`` | same | same |
+    | ``presence_penalty`` | not supported: error at call | same |
+    | ``stop`` | ``stop`` (hfrag trims it from the text) | ``stop`` |
+    | ``seed``, ``do_sample``, ``truncate``, ``watermark`` | same | ``seed``; the others are
+      text-generation only (``do_sample`` ignored, ``truncate``/``watermark``: error at call) |
+    | ``return_full_text`` (default False) | same | the prompt is prepended client-side |
+    | ``model_kwargs`` | merged into ``parameters`` | merged into the body |
+    """
+
+    max_new_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    do_sample: bool | None = None
+    return_full_text: bool = False
+    truncate: int | None = None
+    typical_p: float | None = None
+    watermark: bool | None = None
+    model_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        stop: Any = self.stop
+        if stop is None:
+            stop = ()
+        elif isinstance(stop, str):
+            stop = (stop,)
+        if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop):
+            raise ConfigurationError(f"stop must be a string or a list of strings, got {stop!r}")
+        if any(not s for s in stop):
+            raise ConfigurationError("stop sequences must not be empty strings")
+        object.__setattr__(self, "stop", tuple(stop))
+        kwargs: Any = self.model_kwargs
+        if kwargs is None:
+            kwargs = {}
+        if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+            raise ConfigurationError(f"model_kwargs must be a dict with str keys, got {kwargs!r}")
+        clash = sorted(RESERVED_KEYS & set(kwargs))
+        if clash:
+            raise ConfigurationError(
+                f"model_kwargs may not set {clash}: hfrag builds those keys itself"
+            )
+        object.__setattr__(self, "model_kwargs", MappingProxyType(dict(kwargs)))
+        _integer("max_new_tokens", self.max_new_tokens, 1)
+        _number("temperature", self.temperature, 0.0, None, open_low=False)
+        _number("top_p", self.top_p, 0.0, 1.0, open_low=True)
+        _integer("top_k", self.top_k, 1)
+        _number("repetition_penalty", self.repetition_penalty, 0.0, None, open_low=True)
+        _number("frequency_penalty", self.frequency_penalty, -2.0, 2.0, open_low=False)
+        _number("presence_penalty", self.presence_penalty, -2.0, 2.0, open_low=False)
+        _integer("seed", self.seed, 0)
+        _integer("truncate", self.truncate, 1)
+        _number("typical_p", self.typical_p, 0.0, 1.0, open_low=True, open_high=True)
+        for name in ("do_sample", "return_full_text", "watermark"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise ConfigurationError(f"{name} must be true or false, got {value!r}")
+
+    def merged(self, stop: Sequence[str] | str | None = None, **changes: Any) -> GenerationOptions:
+        """These options with per-call ``stop`` sequences added and other fields replaced."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigurationError(f"unknown generation options: {sorted(unknown)}")
+        extra = (stop,) if isinstance(stop, str) else tuple(stop or ())
+        if extra:
+            changes["stop"] = tuple(dict.fromkeys((*changes.get("stop", self.stop), *extra)))
+        return replace(self, **changes) if changes else self
+
+    def tgi_parameters(self) -> dict[str, Any]:
+        """The text-generation ``parameters`` object (``details`` asked for finish reasons)."""
+        if self.presence_penalty is not None:
+            raise ConfigurationError(
+                "presence_penalty is a chat-completions option; text-generation (TGI /generate) "
+                "has no such parameter: use frequency_penalty, or task='chat'"
+            )
+        greedy = self.temperature == 0
+        params = {
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": None if greedy else self.temperature,
+            "top_p": None if self.top_p == 1.0 else self.top_p,
+            "top_k": self.top_k,
+            "repetition_penalty": self.repetition_penalty,
+            "frequency_penalty": self.frequency_penalty,
+            "stop": list(self.stop) or None,
+            "seed": self.seed,
+            "do_sample": False if greedy else self.do_sample,
+            "return_full_text": self.return_full_text,
+            "truncate": self.truncate,
+            "typical_p": self.typical_p,
+            "watermark": self.watermark,
+            "details": True,
+        }
+        out = {k: v for k, v in params.items() if v is not None}
+        out.update(self.model_kwargs)
+        return out
+
+    def chat_fields(self) -> dict[str, Any]:
+        """Root fields of a chat-completions body."""
+        for name in ("truncate", "watermark"):
+            if getattr(self, name) is not None:
+                raise ConfigurationError(
+                    f"{name} is a text-generation option that chat completions do not have: "
+                    "use task='text-generation' with a TGI endpoint, or drop it"
+                )
+        body = {
+            "max_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "repetition_penalty": self.repetition_penalty,
+            "frequency_penalty": self.frequency_penalty,
+            "presence_penalty": self.presence_penalty,
+            "typical_p": self.typical_p,
+            "stop": list(self.stop) or None,
+            "seed": self.seed,
+        }
+        out = {k: v for k, v in body.items() if v is not None}
+        out.update(self.model_kwargs)
+        return out
+
+
+def check_provider(provider: str | None, *, endpoint: bool) -> str | None:
+    """A router provider or policy (``together``, ``fastest``, ``cheapest``...), or None."""
+    if provider is None:
+        return None
+    if not isinstance(provider, str) or not _PROVIDER.fullmatch(provider.strip()):
+        raise ConfigurationError(
+            f"provider must be a provider name such as 'together' or a routing policy such as "
+            f"'fastest' or 'cheapest', got {provider!r}"
+        )
+    if endpoint:
+        raise ConfigurationError(
+            "provider applies to model ids on the router; an endpoint_url serves its own model"
+        )
+    return provider.strip()
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def check_prompt(prompt: Any) -> str:
+    """A prompt string, or a clear error; nothing is sent."""
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise InputError("the prompt is empty or whitespace only; servers reject it")
+    return prompt
+
+
+def check_messages(messages: Any) -> list[dict[str, Any]]:
+    """OpenAI-shaped messages as a list of dicts, or an error naming the first bad one.
+
+    ``content`` may be a string, a list of parts (``{"type": "text", "text"}``, images...) or
+    None for an assistant message that carries ``tool_calls``.
+    """
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise TypeError('messages must be a list of {"role", "content"} dicts')
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise TypeError(f"message {i} is {type(message).__name__}, not a dict")
+        role = message.get("role")
+        if role not in _ROLES:
+            raise InputError(
+                f"message {i} has role {role!r}; expected one of {sorted(_ROLES)}", positions=[i]
+            )
+        content = message.get("content")
+        if content is None and not (role == "assistant" and message.get("tool_calls")):
+            raise InputError(f"message {i} ({role}) has no content", positions=[i])
+        if content is not None and not isinstance(content, (str, list)):
+            raise InputError(
+                f"message {i} content must be a string or a list of parts, got "
+                f"{type(content).__name__}",
+                positions=[i],
+            )
+        if isinstance(content, list) and not all(isinstance(p, Mapping) for p in content):
+            raise InputError(f"message {i} content parts must be dicts", positions=[i])
+        out.append(dict(message))
+    if not out:
+        raise InputError("messages is empty: give at least one message")
+    return out
+
+
+# -- stop sequences ---------------------------------------------------------------------------
+
+
+class StopTrimmer:
+    """Cuts text at the first stop sequence, across chunk boundaries.
+
+    Text that might be the start of a stop sequence is held back until the next piece shows
+    whether it is, so a stream never yields text the whole answer would not contain.
+    """
+
+    def __init__(self, stop: Sequence[str]) -> None:
+        self._stop = [s for s in stop if s]
+        self._held = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        if self.stopped:
+            return ""
+        if not self._stop:
+            return text
+        buffer = self._held + text
+        cut = min((i for i in (buffer.find(s) for s in self._stop) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            self._held = ""
+            return buffer[:cut]
+        keep = 0
+        for s in self._stop:
+            for n in range(min(len(s) - 1, len(buffer)), 0, -1):
+                if buffer.endswith(s[:n]):
+                    keep = max(keep, n)
+                    break
+        self._held = buffer[len(buffer) - keep :] if keep else ""
+        return buffer[: len(buffer) - keep]
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return "" if self.stopped else held
+
+    def trim(self, text: str) -> str:
+        """Whole-text form: ``text`` cut before its first stop sequence."""
+        return self.feed(text) + self.flush()
+
+
+# -- streams ----------------------------------------------------------------------------------
+
+
+class ChunkDecoder(Protocol):
+    """Turns one wire form's event payloads into chunks; ``finish`` checks the stream ended
+    where the protocol says an answer ends (else the stream was cut)."""
+
+    def feed(self, payload: Any) -> list[Chunk]: ...
+
+    def finish(self) -> list[Chunk]: ...
+
+
+def stream_cut(url: str, what: str) -> InferenceConnectionError:
+    """The error for a stream that ended before the answer did."""
+    return InferenceConnectionError(
+        f"the stream ended before the answer was complete ({what}); the partial answer was "
+        "discarded, not returned as if whole",
+        status=200,
+        url=redact_url(url),
+    )
+
+
+def iter_chunks(
+    transport: SyncTransport, request: Request, decoder: ChunkDecoder
+) -> Iterator[Chunk]:
+    """Chunks of a stream over the blocking driver; closing the iterator closes the connection.
+
+    The blocking driver is used for sync streams (rather than stepping the async one from this
+    thread) because each event then costs no thread hop, and an abandoned iterator closes its
+    response synchronously in its ``finally`` instead of waiting for a loop to run a finaliser.
+    """
+    events = cast(Generator[Any, None, None], transport.stream(request))
+    try:
+        for payload in events:
+            yield from decoder.feed(payload)
+        yield from decoder.finish()
+    finally:
+        events.close()
+
+
+async def aiter_chunks(
+    transport: AsyncTransport, request: Request, decoder: ChunkDecoder
+) -> AsyncIterator[Chunk]:
+    """Chunks of a stream over the async driver; ``aclose()`` closes the connection."""
+    events = transport.stream(request)
+    try:
+        async for payload in events:
+            for chunk in decoder.feed(payload):
+                yield chunk
+        for chunk in decoder.finish():
+            yield chunk
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
+
+
+# -- the clients' common base -----------------------------------------------------------------
+
+
+class LLMClient(TaskClient):
+    """What :class:`~hfrag.tasks.ChatClient` and :class:`~hfrag.tasks.TextGenerationClient`
+    share: the target, the connection keyword arguments, ``provider`` and the options."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        endpoint_url: str | None = None,
+        *,
+        provider: str | None = None,
+        options: GenerationOptions | None = None,
+        token: str | Secret | None = None,
+        router_url: str | None = None,
+        timeout: float | None = 120.0,
+        max_retries: int = 4,
+        max_retry_wait: float = 60.0,
+        deadline: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        bill_to: str | None = None,
+        wait_for_model: bool | None = None,
+        use_cache: bool | None = None,
+    ) -> None:
+        if options is not None and not isinstance(options, GenerationOptions):
+            raise ConfigurationError(f"options must be GenerationOptions, got {options!r}")
+        self.options = options or GenerationOptions()
+        config = transport_config(
+            token=token,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+            deadline=deadline,
+            headers=headers,
+            bill_to=bill_to,
+            wait_for_model=wait_for_model,
+            use_cache=use_cache,
+        )
+        target = Target.resolve(model, endpoint_url, router_url)
+        self.provider = check_provider(provider, endpoint=target.is_endpoint)
+        super().__init__(target, config)
+
+    def _options(
+        self, stop: Sequence[str] | str | None, options: GenerationOptions | None
+    ) -> GenerationOptions:
+        if options is not None and not isinstance(options, GenerationOptions):
+            raise ConfigurationError(f"options must be GenerationOptions, got {options!r}")
+        return (options or self.options).merged(stop=stop)
+
+    def endpoint_info(self) -> dict[str, Any]:
+        """An endpoint's ``GET /info`` (TGI: ``max_input_tokens``, ``max_total_tokens``,
+        ``model_id``...), read once; empty for router targets and servers without it."""
+        return dict(self.run(self._endpoint_info()))
+
+    async def aendpoint_info(self) -> dict[str, Any]:
+        """Async :meth:`endpoint_info`."""
+        return dict(await self.arun(self._endpoint_info()))
