@@ -16,7 +16,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.tools import FunctionTool
 
 from hfrag.errors import InputError
-from hfrag.llama_index._messages import tool_choice, tool_selections, tool_specs, wire_messages
+from hfrag.llama_index._messages import tool_selections, tool_specs, wire_messages
 
 
 def test_roles_text_and_multi_turn() -> None:
@@ -108,16 +108,12 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-def test_tool_specs_and_choice() -> None:
+def test_tool_specs() -> None:
     (spec,) = tool_specs([FunctionTool.from_defaults(fn=add)])
     assert spec["type"] == "function"
     assert spec["function"]["name"] == "add"
     assert spec["function"]["description"].endswith("Add two integers.")
     assert set(spec["function"]["parameters"]["properties"]) == {"a", "b"}
-    assert tool_choice(None, required=False) == "auto"
-    assert tool_choice(None, required=True) == "required"
-    assert tool_choice("none", required=True) == "none"
-    assert tool_choice("add", required=False) == {"type": "function", "function": {"name": "add"}}
 
 
 @pytest.mark.parametrize(

@@ -11,5 +11,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from hfrag.llama_index.embeddings import HuggingFaceInferenceEmbedding
+from hfrag.llama_index.llms import HuggingFaceInferenceLLM
 
-__all__ = ["HuggingFaceInferenceEmbedding"]
+__all__ = ["HuggingFaceInferenceEmbedding", "HuggingFaceInferenceLLM"]

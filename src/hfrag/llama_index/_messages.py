@@ -27,7 +27,7 @@ from hfrag.errors import InputError
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
-__all__ = ["tool_choice", "tool_selections", "tool_specs", "wire_message", "wire_messages"]
+__all__ = ["message_tool_calls", "tool_selections", "tool_specs", "wire_message", "wire_messages"]
 
 _ROLES = {"chatbot": "assistant", "model": "assistant", "developer": "system", "function": "tool"}
 _SKIPPED_BLOCKS = frozenset({"tool_call", "thinking", "cache", "cache_point", "citation"})
@@ -45,7 +45,7 @@ def wire_message(message: ChatMessage, position: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {"role": role, "content": _content(message, position)}
     kwargs = message.additional_kwargs
     if role == "assistant":
-        calls = _tool_calls_of(message)
+        calls = message_tool_calls(message)
         if calls:
             out["tool_calls"] = calls
     if role == "tool":
@@ -83,8 +83,9 @@ def _image_url(block: ImageBlock) -> str:
     return f"data:{block.image_mimetype or 'image/png'};base64,{data}"
 
 
-def _tool_calls_of(message: ChatMessage) -> list[dict[str, Any]]:
-    """The assistant's tool calls in wire form: from blocks if any, else additional_kwargs."""
+def message_tool_calls(message: ChatMessage) -> list[dict[str, Any]]:
+    """A message's tool calls in wire form: from ``ToolCallBlock`` blocks if any, else from
+    ``additional_kwargs["tool_calls"]`` (dicts, OpenAI objects or ``ToolSelection``)."""
     calls = [
         _wire_call(
             getattr(block, "tool_call_id", None),
@@ -124,20 +125,6 @@ def _wire_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
 def tool_specs(tools: Sequence[BaseTool]) -> list[dict[str, Any]]:
     """The ``tools`` of a chat request (OpenAI function form) for LlamaIndex tools."""
     return [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
-
-
-def tool_choice(choice: str | dict[str, Any] | None, required: bool) -> str | dict[str, Any]:
-    """The ``tool_choice`` of a request: a tool name picks that function; else the wire value.
-
-    ``choice`` may be ``"auto"``, ``"none"``, ``"required"``, a tool's name, or a wire dict.
-    """
-    if choice is None:
-        return "required" if required else "auto"
-    if isinstance(choice, dict):
-        return choice
-    if choice in ("auto", "none", "required"):
-        return choice
-    return {"type": "function", "function": {"name": choice}}
 
 
 def tool_selections(calls: Sequence[Mapping[str, Any]]) -> list[ToolSelection]:
