@@ -10,6 +10,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "hfrag.langchain needs langchain-core: pip install 'hfrag[langchain]'"
     ) from exc
 
+from hfrag.langchain.chat_models import ChatHuggingFaceInference
 from hfrag.langchain.embeddings import HuggingFaceInferenceEmbeddings
+from hfrag.langchain.llms import HuggingFaceInferenceLLM
 
-__all__ = ["HuggingFaceInferenceEmbeddings"]
+__all__ = ["ChatHuggingFaceInference", "HuggingFaceInferenceEmbeddings", "HuggingFaceInferenceLLM"]

@@ -7,9 +7,9 @@ kind by walking the probabilities in this order::
     loading, rate_limit, 500, 502, drop, stall, truncate, stream_error
 
 so the same seed and the same request order give the same faults. ``cold_start``, ``latency``,
-``latency_per_item`` and ``max_concurrency`` are not drawn: they apply to every request under the
-config. Setting a config (or starting the server) restarts its cold-start clock and its random
-sequence. GET routes (``/info``, ``/health``) never see faults.
+``latency_per_item``, ``token_delay`` and ``max_concurrency`` are not drawn: they apply to every
+request under the config. Setting a config (or starting the server) restarts its cold-start clock
+and its random sequence. GET routes (``/info``, ``/health``) never see faults.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ class FaultConfig:
         latency: seconds added to every valid inference request.
         latency_per_item: seconds added per input item (texts, pairs, or 1 for a generation).
         max_concurrency: requests handled at once; further requests wait in a FIFO queue.
+        token_delay: seconds between the events of a streamed answer (TGI and chat streams),
+            like a generator producing one token at a time.
     """
 
     seed: int = 0
@@ -83,6 +85,7 @@ class FaultConfig:
     latency: float = 0.0
     latency_per_item: float = 0.0
     max_concurrency: int | None = None
+    token_delay: float = 0.0
 
     def __post_init__(self) -> None:
         probs = self._probabilities()
@@ -92,7 +95,14 @@ class FaultConfig:
         total = sum(p for _, p in probs)
         if total > 1.0 + 1e-9:
             raise ValueError(f"fault probabilities add up to {total:g} > 1")
-        for name in ("estimated_time", "retry_after", "stall_seconds", "cold_start", "latency"):
+        for name in (
+            "estimated_time",
+            "retry_after",
+            "stall_seconds",
+            "cold_start",
+            "latency",
+            "token_delay",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.latency_per_item < 0:

@@ -8,7 +8,9 @@ stream; a body that is not the expected JSON is rejected before streaming (axum'
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import re
 import time
 from typing import Any
 
@@ -38,6 +40,7 @@ from hfrag.server.inference import (
     state_of,
     succeeded,
 )
+from hfrag.server.tools import ToolCallPlan, plan_tool_calls, structured_answer
 from hfrag.server.validation import ApiError, Field, deserialize_error, parse_json_body
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
 FINGERPRINT = f"hfrag-{__version__}"
 INJECTED = "Request failed during generation: injected fault"
 _ids = itertools.count(1)
+_PIECES = re.compile(r"\s*\S+")
 
 
 def tgi_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
@@ -76,14 +80,18 @@ def tgi_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
 async def _stream(
     request: web.Request, events: list[bytes], error_event: bytes, done: bytes | None = None
 ) -> web.StreamResponse:
-    """Send SSE ``events``; a drawn stream fault cuts the stream halfway."""
+    """Send SSE ``events`` (``token_delay`` apart); a drawn stream fault cuts the stream halfway."""
     fault = request_fault(request)
+    runtime = current().runtime
+    delay = runtime.config.token_delay if runtime is not None else 0.0
     cut = len(events) // 2 if fault in (Fault.STREAM_ERROR, Fault.TRUNCATE) else None
     resp = web.StreamResponse(
         status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
     await resp.prepare(request)
     for i, event in enumerate(events):
+        if delay and i:
+            await asyncio.sleep(delay)
         if i == cut:
             current().cut = True
             if fault is Fault.TRUNCATE and request.transport is not None:
@@ -222,6 +230,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         seed=fields.integer("seed"),
     )
     state.counters.record_batch(1)
+    seq = next(_ids)
     try:
         if not messages:
             raise ApiError(
@@ -231,10 +240,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                     "error_type": "validation",
                 },
             )
+        plans = plan_tool_calls(fields.body, messages, seq)
         prompt = spec.backend.render_chat(messages)
         req = validate_generation(
             spec, state.config, prompt, params, max_new_tokens=max_tokens, truncate=None
         )
+        structured = None if plans else structured_answer(fields.body, messages, "")
     except ApiError as err:
         if stream and isinstance(err.body, dict):
             message = err.body.get("error")
@@ -242,16 +253,32 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             return await _error_stream(request, sse(event, space=True))
         raise
     result = await _run(spec, req)
-    cid, created = f"chatcmpl-{next(_ids)}", int(time.time())
+    cid, created = f"chatcmpl-{seq}", int(time.time())
     finish = "length" if result.finish_reason == "length" else "stop"
+    text = result.text_without_stop
     completion_tokens = sum(1 for t in result.tokens if not t.special)
+    if structured is not None:
+        text = structured_answer(fields.body, messages, text) or ""
+        completion_tokens, finish = len(spec.backend.tokenize(text)), "stop"
+    if plans:
+        arguments = "".join(p.arguments for p in plans)
+        completion_tokens, finish = len(spec.backend.tokenize(arguments)), "tool_calls"
     usage = {
         "prompt_tokens": req.input_length,
         "completion_tokens": completion_tokens,
         "total_tokens": req.input_length + completion_tokens,
     }
     if not stream:
-        message = {"role": "assistant", "content": result.text_without_stop}
+        answer: dict[str, Any] = {"role": "assistant", "content": None if plans else text}
+        if plans:
+            answer["tool_calls"] = [
+                {
+                    "id": p.id,
+                    "type": "function",
+                    "function": {"name": p.name, "arguments": p.arguments},
+                }
+                for p in plans
+            ]
         return json_response(
             {
                 "id": cid,
@@ -260,20 +287,19 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 "model": spec.name,
                 "system_fingerprint": FINGERPRINT,
                 "choices": [
-                    {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+                    {"index": 0, "message": answer, "logprobs": None, "finish_reason": finish}
                 ],
                 "usage": usage,
             }
         )
+    if plans:
+        deltas = tool_call_deltas(plans)
+    elif structured is not None:
+        deltas = [{"role": "assistant", "content": piece} for piece in _PIECES.findall(text)]
+    else:
+        deltas = text_deltas(result, text)
     events = []
-    emitted = 0
-    limit = len(result.text_without_stop)
-    for token in result.tokens:
-        if token.special or emitted >= limit:
-            continue
-        piece = token.text[: limit - emitted]
-        emitted += len(token.text)
-        delta = {"role": "assistant", "content": piece}
+    for delta in deltas:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
         events.append(sse(_chunk(spec, cid, created, [choice]), space=True))
     last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
@@ -282,3 +308,29 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         events.append(sse({**_chunk(spec, cid, created, []), "usage": usage}, space=True))
     error = sse({"error": {"message": INJECTED, "http_status_code": 424}}, space=True)
     return await _stream(request, events, error, done=b"data: [DONE]\n\n")
+
+
+def text_deltas(result: GenResult, text: str) -> list[dict[str, Any]]:
+    """One delta per generated token, cut where the stop sequence begins."""
+    deltas = []
+    emitted = 0
+    for token in result.tokens:
+        if token.special or emitted >= len(text):
+            continue
+        deltas.append({"role": "assistant", "content": token.text[: len(text) - emitted]})
+        emitted += len(token.text)
+    return deltas
+
+
+def tool_call_deltas(plans: list[ToolCallPlan]) -> list[dict[str, Any]]:
+    """Streamed tool calls: a head with id and name, then the arguments in three pieces."""
+    deltas: list[dict[str, Any]] = []
+    for i, plan in enumerate(plans):
+        head = {"index": i, "id": plan.id, "type": "function",
+                "function": {"name": plan.name, "arguments": ""}}  # fmt: skip
+        deltas.append({"role": "assistant", "content": None, "tool_calls": [head]})
+        step = max(1, -(-len(plan.arguments) // 3))
+        for start in range(0, len(plan.arguments), step):
+            piece = plan.arguments[start : start + step]
+            deltas.append({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+    return deltas

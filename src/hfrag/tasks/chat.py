@@ -216,8 +216,9 @@ def _tool_calls(value: Any, url: str) -> tuple[ToolCall, ...]:
             raise _malformed(url, f"has tool call {i} without a function name")
         arguments, raw = parse_arguments(function.get("arguments"))
         call_id = call.get("id")
-        calls.append(ToolCall(str(call_id) if call_id else f"call_{i}", function["name"],
-                              arguments, raw))  # fmt: skip
+        calls.append(
+            ToolCall(str(call_id) if call_id else f"call_{i}", function["name"], arguments, raw)
+        )
     return tuple(calls)
 
 
@@ -257,6 +258,7 @@ class ChatStreamDecoder:
         self._finished = False
         self._next_index = 0
         self._ids: dict[str, int] = {}
+        self._model: str | None = None
 
     def feed(self, payload: Any) -> list[Chunk]:
         if not isinstance(payload, Mapping):
@@ -265,6 +267,9 @@ class ChatStreamDecoder:
         if self._prefix:
             out.append(TextDelta(self._prefix))
             self._prefix = ""
+        model = payload.get("model")
+        if isinstance(model, str) and model:
+            self._model = model
         choices = payload.get("choices") or []
         choice = choices[0] if isinstance(choices, list) and choices else None
         if isinstance(choice, Mapping) and not self._finished:
@@ -280,7 +285,7 @@ class ChatStreamDecoder:
                 rest = self._trim.flush()
                 if rest:
                     out.append(TextDelta(rest))
-                out.append(Finish(normalize_finish(reason) or "stop", str(reason)))
+                out.append(Finish(normalize_finish(reason) or "stop", str(reason), self._model))
                 self._finished = True
         usage = _usage(payload.get("usage"))
         if usage is not None:
@@ -452,9 +457,14 @@ class ChatClient(LLMClient):
         return await self.arun(self._achat(checked, tools, tool_choice, response_format, opts))
 
     async def _achat(
-        self, messages: list[dict[str, Any]], tools: Any, choice: Any, fmt: Any,
-        opts: GenerationOptions, prefix: str = "",
-    ) -> GenerationOutput:  # fmt: skip
+        self,
+        messages: list[dict[str, Any]],
+        tools: Any,
+        choice: Any,
+        fmt: Any,
+        opts: GenerationOptions,
+        prefix: str = "",
+    ) -> GenerationOutput:
         return await self._chat(
             await self._prepare(messages, tools, choice, fmt, opts, False, prefix)
         )
@@ -496,9 +506,14 @@ class ChatClient(LLMClient):
         return self._aiter(checked, tools, tool_choice, response_format, opts)
 
     async def _aiter(
-        self, messages: list[dict[str, Any]], tools: Any, choice: Any, fmt: Any,
-        opts: GenerationOptions, prefix: str = "",
-    ) -> AsyncIterator[Chunk]:  # fmt: skip
+        self,
+        messages: list[dict[str, Any]],
+        tools: Any,
+        choice: Any,
+        fmt: Any,
+        opts: GenerationOptions,
+        prefix: str = "",
+    ) -> AsyncIterator[Chunk]:
         call = await self.arun(self._prepare(messages, tools, choice, fmt, opts, True, prefix))
         decoder = ChatStreamDecoder(call.request.url, call.stop, call.prefix)
         chunks = aiter_chunks(self.async_transport, call.request, decoder)

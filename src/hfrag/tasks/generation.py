@@ -25,7 +25,8 @@ The API of the LLM task clients (stable names; both frameworks' adapters build o
     chat.endpoint_info() / await chat.aendpoint_info()    # GET /info of an endpoint, {} if none
 
     Chunk = TextDelta(text) | ToolCallDelta(index, id, name, arguments)
-          | Finish(reason, raw_reason) | Usage(prompt_tokens, completion_tokens, total_tokens)
+          | Finish(reason, raw_reason, model)
+          | Usage(prompt_tokens, completion_tokens, total_tokens)
     GenerationOutput(text, finish_reason, usage, tool_calls: tuple[ToolCall, ...], model, raw)
     ToolCall(id, name, arguments: dict | None, raw_arguments: str)   # None: not valid JSON
     collect(chunks) / Accumulator().add(chunk) -> GenerationOutput   # merge a stream
@@ -99,10 +100,12 @@ class ToolCallDelta:
 @dataclass(frozen=True)
 class Finish:
     """Why generation ended: ``stop``, ``length``, ``tool_calls`` (OpenAI's words);
-    ``raw_reason`` is what the server said (TGI: ``eos_token``, ``stop_sequence``...)."""
+    ``raw_reason`` is what the server said (TGI: ``eos_token``, ``stop_sequence``...);
+    ``model`` is the model the server named in its chunks, when it did."""
 
     reason: str
     raw_reason: str | None = None
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ class Accumulator:
             finish_reason=self.finish.reason if self.finish else None,
             usage=self.usage,
             tool_calls=tuple(calls),
-            model=model,
+            model=model or (self.finish.model if self.finish else None),
             raw_finish_reason=self.finish.raw_reason if self.finish else None,
         )
 
@@ -212,8 +215,15 @@ def collect(chunks: Iterable[Chunk]) -> GenerationOutput:
 RESERVED_KEYS = frozenset({"inputs", "messages", "stream", "stream_options", "parameters"})
 
 
-def _number(name: str, value: Any, low: float | None, high: float | None, *, open_low: bool,
-            open_high: bool = False) -> None:  # fmt: skip
+def _number(
+    name: str,
+    value: Any,
+    low: float | None,
+    high: float | None,
+    *,
+    open_low: bool,
+    open_high: bool = False,
+) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -1,0 +1,374 @@
+"""LangChain ``BaseChatModel`` over Hugging Face chat completions: fields, docstrings, calls.
+
+Wire work (bodies, streams, tool-call deltas, stop trimming, retries) is the task client's
+(:class:`hfrag.tasks.ChatClient`); the fields are declared once in :mod:`hfrag._fields`. This
+module converts LangChain messages and tools to the OpenAI shapes and answers back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import replace
+from operator import itemgetter
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    convert_to_openai_messages,
+)
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import (
+    JsonOutputKeyToolsParser,
+    PydanticToolsParser,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import ConfigDict
+
+from hfrag._fields import ADAPTER_CONFIG, GenerationFields
+from hfrag.tasks import (
+    Finish,
+    GenerationOutput,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = ["ChatHuggingFaceInference"]
+
+#: Call keyword arguments that go into the request body as they are.
+_BODY_ARGS = ("tools", "tool_choice", "response_format")
+
+
+def usage_metadata(usage: Usage | None) -> UsageMetadata | None:
+    """LangChain's usage dict from the server's counts (None when it sent none)."""
+    if usage is None or (usage.prompt_tokens is None and usage.completion_tokens is None):
+        return None
+    prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
+    total = usage.total_tokens if usage.total_tokens is not None else prompt + completion
+    return UsageMetadata(input_tokens=prompt, output_tokens=completion, total_tokens=total)
+
+
+def _tool_choice(choice: Any) -> Any:
+    if choice is True or choice == "any":
+        return "required"
+    if choice is False:
+        return "none"
+    if isinstance(choice, str) and choice not in ("auto", "none", "required"):
+        return {"type": "function", "function": {"name": choice}}
+    return choice
+
+
+def _message(out: GenerationOutput, model_name: str) -> AIMessage:
+    calls, invalid = [], []
+    for call in out.tool_calls:
+        if call.arguments is None:
+            invalid.append(
+                invalid_tool_call(
+                    name=call.name,
+                    args=call.raw_arguments,
+                    id=call.id,
+                    error="arguments are not a JSON object",
+                )
+            )
+        else:
+            calls.append(tool_call(name=call.name, args=call.arguments, id=call.id))
+    metadata = {
+        "finish_reason": out.finish_reason,
+        "model_name": out.model or model_name,
+        "model_provider": "huggingface",
+    }
+    return AIMessage(
+        content=out.text,
+        tool_calls=calls,
+        invalid_tool_calls=invalid,
+        usage_metadata=usage_metadata(out.usage),
+        response_metadata=metadata,
+    )
+
+
+class ChatHuggingFaceInference(GenerationFields, BaseChatModel):
+    """A chat model on the Hugging Face router (any provider) or any OpenAI-compatible endpoint.
+
+    Give ``model`` (a Hub model id; ``provider`` picks a provider such as ``"together"`` or a
+    policy such as ``"fastest"``) or ``endpoint_url`` (TGI, vLLM, llama.cpp, an Inference
+    Endpoint). Tool calling (``bind_tools`` with pydantic classes, functions, dicts or tools),
+    ``with_structured_output`` (``json_schema``, ``function_calling``, ``json_mode``), streaming
+    with tool-call chunks, usage and finish reasons all work; sync methods are safe inside a
+    running event loop.
+
+    Example::
+
+        from hfrag.langchain import ChatHuggingFaceInference
+
+        chat = ChatHuggingFaceInference(
+            model="meta-llama/Llama-3.1-8B-Instruct", provider="fastest", max_tokens=200
+        )
+        chat.invoke("Where is Paris?").content
+        # or: ChatHuggingFaceInference(endpoint_url="http://127.0.0.1:8082")
+    """
+
+    model_config = ConfigDict(**ADAPTER_CONFIG, arbitrary_types_allowed=True)
+
+    @property
+    def _llm_type(self) -> str:
+        return "huggingface-inference-chat"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self._target_name(),
+            "provider": self.provider,
+            **{k: v for k, v in self.generation_options().chat_fields().items()},
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "huggingface"
+        params["ls_model_name"] = str(kwargs.get("model") or self._target_name())
+        params["ls_model_type"] = "chat"
+        if self.temperature is not None:
+            params["ls_temperature"] = self.temperature
+        if self.max_new_tokens is not None:
+            params["ls_max_tokens"] = self.max_new_tokens
+        if stop or self.stop:
+            params["ls_stop"] = list(stop or self.stop or [])
+        return params
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _call_args(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        kwargs = dict(kwargs)
+        kwargs.pop("ls_structured_output_format", None)
+        kwargs.pop("stream", None)
+        body = {name: kwargs.pop(name) for name in _BODY_ARGS if name in kwargs}
+        if "tool_choice" in body:
+            body["tool_choice"] = _tool_choice(body["tool_choice"])
+        options = self.generation_options()
+        extra = {**options.model_kwargs, **kwargs}
+        if extra != dict(options.model_kwargs):
+            options = replace(options, model_kwargs=extra)
+        converted = convert_to_openai_messages(messages)
+        return {
+            "messages": converted if isinstance(converted, list) else [converted],
+            "stop": stop,
+            "options": options,
+            **body,
+        }
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            return _from_chunks(self._stream(messages, stop, run_manager, **kwargs))
+        out = self.chat_client().chat(**self._call_args(messages, stop, kwargs))
+        return ChatResult(generations=[ChatGeneration(message=_message(out, self._name()))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            chunks = [c async for c in self._astream(messages, stop, run_manager, **kwargs)]
+            return _from_chunks(chunks)
+        out = await self.chat_client().achat(**self._call_args(messages, stop, kwargs))
+        return ChatResult(generations=[ChatGeneration(message=_message(out, self._name()))])
+
+    def _name(self) -> str:
+        return self._target_name()
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        stream = self.chat_client().stream_chat(**self._call_args(messages, stop, kwargs))
+        converter = _ChunkConverter(str(kwargs.get("model") or self._name()))
+        for item in stream:
+            chunk = converter.convert(item)
+            if chunk is None:
+                continue
+            if run_manager and isinstance(item, TextDelta):
+                run_manager.on_llm_new_token(item.text, chunk=chunk)
+            yield chunk
+        yield converter.last()
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        stream = self.chat_client().astream_chat(**self._call_args(messages, stop, kwargs))
+        converter = _ChunkConverter(str(kwargs.get("model") or self._name()))
+        try:
+            async for item in stream:
+                chunk = converter.convert(item)
+                if chunk is None:
+                    continue
+                if run_manager and isinstance(item, TextDelta):
+                    await run_manager.on_llm_new_token(item.text, chunk=chunk)
+                yield chunk
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        yield converter.last()
+
+    # -- tools and structured output ------------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (pydantic classes, functions, LangChain tools or OpenAI dicts).
+
+        ``tool_choice``: ``"auto"``, ``"none"``, ``"required"`` (also ``"any"`` or True), or a
+        tool name to force that tool.
+        """
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        if tool_choice is not None and tool_choice is not False:
+            kwargs["tool_choice"] = _tool_choice(tool_choice)
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """A runnable answering with ``schema`` (pydantic class, TypedDict or JSON schema).
+
+        ``json_schema`` sends ``response_format`` (TGI's form to TGI endpoints);
+        ``function_calling`` forces a call to a tool made from the schema; ``json_mode`` asks
+        for any JSON object. Pydantic schemas come back as instances, others as dicts.
+        """
+        if kwargs:
+            raise ValueError(f"unexpected arguments: {sorted(kwargs)}")
+        is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
+        parser: Runnable[Any, Any]
+        if method == "function_calling":
+            tool = convert_to_openai_tool(schema)
+            name = tool["function"]["name"]
+            llm = self.bind_tools(
+                [schema],
+                tool_choice=name,
+                ls_structured_output_format={"kwargs": {"method": method}, "schema": tool},
+            )
+            if is_model:
+                parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+            else:
+                parser = JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+        elif method in ("json_schema", "json_mode"):
+            if method == "json_schema":
+                json_schema = convert_to_json_schema(schema)
+                spec: dict[str, Any] = {
+                    "name": json_schema.get("title") or "response",
+                    "schema": json_schema,
+                }
+                if strict is not None:
+                    spec["strict"] = strict
+                response_format: dict[str, Any] = {"type": "json_schema", "json_schema": spec}
+            else:
+                response_format = {"type": "json_object"}
+            llm = self.bind(
+                response_format=response_format,
+                ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
+            )
+            if is_model:
+                parser = PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+            else:
+                parser = JsonOutputParser()
+        else:
+            raise ValueError(
+                f"method must be 'json_schema', 'function_calling' or 'json_mode', got {method!r}"
+            )
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        failed = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks([failed], exception_key="parsing_error")
+
+
+class _ChunkConverter:
+    """Typed chunks to LangChain message chunks; the finish and usage go on the last one."""
+
+    def __init__(self, model_name: str) -> None:
+        self._model_name = model_name
+        self._finish: Finish | None = None
+        self._usage: Usage | None = None
+
+    def convert(self, item: Any) -> ChatGenerationChunk | None:
+        if isinstance(item, TextDelta):
+            return ChatGenerationChunk(message=AIMessageChunk(content=item.text))
+        if isinstance(item, ToolCallDelta):
+            part = tool_call_chunk(
+                name=item.name, args=item.arguments, id=item.id, index=item.index
+            )
+            return ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[part]))
+        if isinstance(item, Finish):
+            self._finish = item
+        elif isinstance(item, Usage):
+            self._usage = item
+        return None
+
+    def last(self) -> ChatGenerationChunk:
+        metadata: dict[str, Any] = {
+            "finish_reason": self._finish.reason if self._finish else None,
+            "model_name": (self._finish.model if self._finish else None) or self._model_name,
+            "model_provider": "huggingface",
+        }
+        message = AIMessageChunk(
+            content="",
+            usage_metadata=usage_metadata(self._usage),
+            response_metadata=metadata,
+            chunk_position="last",
+        )
+        return ChatGenerationChunk(
+            message=message, generation_info={"finish_reason": metadata["finish_reason"]}
+        )
+
+
+def _from_chunks(chunks: Iterator[ChatGenerationChunk] | list[ChatGenerationChunk]) -> ChatResult:
+    merged: ChatGenerationChunk | None = None
+    for chunk in chunks:
+        merged = chunk if merged is None else merged + chunk
+    assert merged is not None  # the converter always yields a last chunk
+    chunk_message = merged.message
+    message = AIMessage(
+        content=chunk_message.content,
+        tool_calls=getattr(chunk_message, "tool_calls", []),
+        invalid_tool_calls=getattr(chunk_message, "invalid_tool_calls", []),
+        usage_metadata=getattr(chunk_message, "usage_metadata", None),
+        response_metadata=chunk_message.response_metadata,
+        id=chunk_message.id,
+    )
+    return ChatResult(generations=[ChatGeneration(message=message)])

@@ -1,0 +1,29 @@
+"""Shared by the LLM tests: a server that also serves the README's chat model ids, and prompts."""
+
+from __future__ import annotations
+
+from hfrag.server import ServerConfig
+from hfrag.server.config import ModelSpec, default_models
+
+#: Chat/LLM model ids the README uses; the local server serves them with the extractive generator.
+LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
+SMOL = "HuggingFaceTB/SmolLM3-3B"
+#: A prompt whose extractive answer is known: "Paris is the capital of France."
+PROMPT = (
+    "Berlin is the capital of Germany. Paris is the capital of France. Rome is in Italy.\n"
+    "Question: What is the capital of France?"
+)
+ANSWER = "Paris is the capital of France."
+
+
+def llm_config(primary: str | None = None, **overrides: object) -> ServerConfig:
+    """The default models plus the two README LLM ids (``primary`` first, if given)."""
+    models = default_models()
+    backend = models[0].backend
+    models += [
+        ModelSpec(name, "generate", backend, max_input_length=4096, max_total_tokens=8192)
+        for name in (LLAMA, SMOL)
+    ]
+    if primary is not None:
+        models = [m for m in models if m.name == primary] + [m for m in models if m.name != primary]
+    return ServerConfig(models=models, **overrides)  # type: ignore[arg-type]
