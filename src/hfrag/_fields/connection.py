@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_serializer
+from typing_extensions import Self
 
-from hfrag.tasks import transport_config
+from hfrag.tasks import TaskClient, transport_config
 from hfrag.transport import Secret
 from hfrag.transport.urls import redact_url
 
@@ -125,6 +126,30 @@ class InferenceFields(BaseModel):
             return None
         hidden = set(sensitive_headers(headers))
         return {k: _MASK if k in hidden else v for k, v in headers.items()}
+
+    # Copies (deepcopy, pickle, a worker process) take the settings, never the task clients:
+    # those hold sockets and locks that belong to one object. A copy builds its own on first use.
+
+    def _live_clients(self) -> list[TaskClient]:
+        private = self.__pydantic_private__ or {}
+        return [value for value in private.values() if isinstance(value, TaskClient)]
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        for client in self._live_clients():
+            memo[id(client)] = None  # deepcopy answers None for these objects
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        if not self._live_clients():
+            return super().__getstate__()
+        bare = self.model_copy()  # shallow; then its client slots are emptied
+        private = {
+            name: None if isinstance(value, TaskClient) else value
+            for name, value in (self.__pydantic_private__ or {}).items()
+        }
+        object.__setattr__(bare, "__pydantic_private__", private)
+        return super(InferenceFields, bare).__getstate__()
 
     def _connection(self) -> dict[str, Any]:
         """Keyword arguments of a task client's constructor, from these fields."""

@@ -128,13 +128,6 @@ class TaskClient:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target.describe()!r})"
 
-    def __getstate__(self) -> dict[str, Any]:
-        # A copy (pickle, deepcopy, a worker process) takes the settings, never the live
-        # connections: those hold locks and sockets, and belong to this client alone.
-        state = self.__dict__.copy()
-        state["_sync"] = state["_async"] = None
-        return state
-
     def run(self, call: Coroutine[Any, Any, T]) -> T:
         """Run one public call to completion from blocking code (any thread, even inside a
         running event loop): every sync method of a task client goes through here."""
