@@ -224,16 +224,17 @@ def test_error_event_inside_a_stream_raises_typed(
 ) -> None:
     gsrv.set_faults(FaultConfig(p_stream_error=1.0))
     got: list[str] = []
+    llm = make(layout, gsrv.url)
+
+    def sync() -> None:
+        got.extend(r.delta for r in llm.stream_chat(MESSAGES))
+
+    async def go() -> None:
+        async for r in await llm.astream_chat(MESSAGES):
+            got.append(r.delta)
+
     with pytest.raises(BackendError, match="injected fault"):
-        if mode == "sync":
-            got.extend(r.delta for r in make(layout, gsrv.url).stream_chat(MESSAGES))
-        else:
-
-            async def go() -> None:
-                async for r in await make(layout, gsrv.url).astream_chat(MESSAGES):
-                    got.append(r.delta)
-
-            asyncio.run(go())
+        sync() if mode == "sync" else asyncio.run(go())
     assert got  # the tokens before the error were delivered
 
 
@@ -305,7 +306,7 @@ def test_server_errors_are_typed(
 
 def test_bad_per_call_arguments_fail_before_sending(gsrv: ServerHandle) -> None:
     llm = make("router", gsrv.url)
-    with pytest.raises(ConfigurationError, match="unknown generation options.*temprature"):
+    with pytest.raises(ConfigurationError, match=r"unknown generation options.*temprature"):
         llm.complete(PROMPT, temprature=0.1)
     with pytest.raises(ConfigurationError, match="temperature must be >= 0"):
         llm.chat(MESSAGES, temperature=-1)
@@ -381,7 +382,7 @@ def test_a_changed_field_takes_effect(gsrv: ServerHandle) -> None:
 async def test_sync_methods_work_inside_a_running_loop(gsrv: ServerHandle) -> None:
     llm = make("tgi", gsrv.url)
     assert llm.complete(PROMPT).text == (await llm.acomplete(PROMPT)).text == ANSWER
-    assert [r.delta for r in llm.stream_chat(MESSAGES)][0] == "Paris"
+    assert next(r.delta for r in llm.stream_chat(MESSAGES)) == "Paris"
 
 
 def test_async_methods_work_across_event_loops(gsrv: ServerHandle) -> None:
