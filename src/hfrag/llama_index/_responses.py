@@ -21,6 +21,7 @@ from llama_index.core.base.llms.types import (
     ChatResponse,
     CompletionResponse,
     MessageRole,
+    TextBlock,
 )
 
 from hfrag.tasks import (
@@ -45,7 +46,10 @@ def _wire_calls(calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
 
 def _message(text: str, calls: tuple[ToolCall, ...]) -> ChatMessage:
     extra = {"tool_calls": _wire_calls(calls)} if calls else {}
-    return ChatMessage(role=MessageRole.ASSISTANT, content=text, additional_kwargs=extra)
+    # blocks=, not content=: the same message, built in about half the time (once per token)
+    return ChatMessage(
+        role=MessageRole.ASSISTANT, blocks=[TextBlock(text=text)], additional_kwargs=extra
+    )
 
 
 def _usage(usage: Usage | None) -> dict[str, int]:
