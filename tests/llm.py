@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
 from hfrag.server import ServerConfig
 from hfrag.server.config import ModelSpec, default_models
+from hfrag.server.testing import ServerHandle, serve_in_thread
 
 #: Chat/LLM model ids the README uses; the local server serves them with the extractive generator.
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
@@ -27,3 +32,17 @@ def llm_config(primary: str | None = None, **overrides: object) -> ServerConfig:
     if primary is not None:
         models = [m for m in models if m.name == primary] + [m for m in models if m.name != primary]
     return ServerConfig(models=models, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[ServerHandle]:
+    """A TGI-like server for a test module (an LLM is the primary model: ``/info`` is TGI's)."""
+    with serve_in_thread(llm_config(primary=LLAMA)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def srv(llm_server: ServerHandle) -> ServerHandle:
+    """The module's LLM server with fresh counters, scripts and faults."""
+    llm_server.reset()
+    return llm_server

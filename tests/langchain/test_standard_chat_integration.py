@@ -12,21 +12,16 @@ The deterministic generator answers tool calls and structured output by the rule
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from hfrag.langchain import ChatHuggingFaceInference
-from hfrag.server.testing import ServerHandle, serve_in_thread
-from tests.llm import LLAMA, SMOL, llm_config
+from hfrag.server.testing import ServerHandle
+from tests.llm import LLAMA, SMOL, llm_server
 
-
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[ServerHandle]:
-    with serve_in_thread(llm_config(primary=LLAMA)) as srv:
-        yield srv
+__all__ = ["llm_server"]  # a fixture
 
 
 class TestChatRouterIntegration(ChatModelIntegrationTests):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from hfrag.errors import (
     NotFoundError,
 )
 from hfrag.server import FaultConfig
-from hfrag.server.testing import CannedResponse, ServerHandle, serve_in_thread
+from hfrag.server.testing import CannedResponse, ServerHandle
 from hfrag.tasks import (
     ChatClient,
     Finish,
@@ -34,9 +33,11 @@ from hfrag.tasks import (
     Usage,
     collect,
 )
-from tests.llm import ANSWER, LLAMA, PROMPT, llm_config
+from tests.llm import ANSWER, LLAMA, PROMPT, llm_config, llm_server, srv
 from tests.sockets import open_connections
 from tests.transport.conftest import eventually
+
+__all__ = ["llm_server", "srv"]  # fixtures
 
 CHAT = "/v1/chat/completions"
 MODES = ["sync", "async", "stream", "astream"]
@@ -66,19 +67,6 @@ MAGIC = {
         },
     },
 }
-
-
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[ServerHandle]:
-    """A TGI-like server (an LLM is the primary model, so ``/info`` is TGI's)."""
-    with serve_in_thread(llm_config(primary=LLAMA)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(llm_server: ServerHandle) -> ServerHandle:
-    llm_server.reset()
-    return llm_server
 
 
 def layout_kwargs(layout: str, url: str) -> dict[str, Any]:
@@ -722,3 +710,26 @@ def test_tokens_arrive_while_the_server_is_still_generating(srv: ServerHandle, l
     rest = list(stream)
     assert collect([first, *rest]).text == ANSWER
     assert eventually(lambda: srv.counters.total(path, 200) == 1)
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+def test_a_validation_error_event_raises_invalid_request(srv: ServerHandle, mode: str) -> None:
+    from hfrag.errors import InvalidRequestError
+
+    # TGI answers a streaming request it rejects with an error event in a 200 stream.
+    client = TextGenerationClient(
+        endpoint_url=srv.url + "/generate", options=GenerationOptions(max_new_tokens=10**6)
+    )
+    with pytest.raises(InvalidRequestError, match="max_new_tokens"):
+        generate(client, mode, PROMPT)
+    assert srv.counters.total("/info") == 0  # a /generate URL needs no probe
+
+
+def test_endpoint_info_for_metadata(srv: ServerHandle) -> None:
+    info = TextGenerationClient(endpoint_url=srv.url).endpoint_info()
+    assert info["model_id"] == LLAMA
+    assert info["max_total_tokens"] == 8192
+    assert (
+        asyncio.run(ChatClient(endpoint_url=srv.url + "/v1").aendpoint_info())["model_id"] == LLAMA
+    )
+    assert ChatClient(model=LLAMA, router_url=srv.url).endpoint_info() == {}

@@ -205,13 +205,11 @@ class ChatHuggingFaceInference(GenerationFields, BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         stream = self.chat_client().stream_chat(**self._call_args(messages, stop, kwargs))
         converter = _ChunkConverter(str(kwargs.get("model") or self._name()))
+        # LangChain reports each chunk to the callbacks itself (it passes no run_manager here).
         for item in stream:
             chunk = converter.convert(item)
-            if chunk is None:
-                continue
-            if run_manager and isinstance(item, TextDelta):
-                run_manager.on_llm_new_token(item.text, chunk=chunk)
-            yield chunk
+            if chunk is not None:
+                yield chunk
         yield converter.last()
 
     async def _astream(
@@ -226,11 +224,8 @@ class ChatHuggingFaceInference(GenerationFields, BaseChatModel):
         try:
             async for item in stream:
                 chunk = converter.convert(item)
-                if chunk is None:
-                    continue
-                if run_manager and isinstance(item, TextDelta):
-                    await run_manager.on_llm_new_token(item.text, chunk=chunk)
-                yield chunk
+                if chunk is not None:
+                    yield chunk
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
         yield converter.last()

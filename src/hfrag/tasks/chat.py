@@ -521,7 +521,7 @@ class ChatClient(LLMClient):
             async for chunk in chunks:
                 yield chunk
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await chunks.aclose()
 
 
 def chat_target_url(target: Target) -> str:

@@ -43,7 +43,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Protocol, cast
@@ -510,7 +516,7 @@ def stream_cut(url: str, what: str) -> InferenceConnectionError:
 
 def iter_chunks(
     transport: SyncTransport, request: Request, decoder: ChunkDecoder
-) -> Iterator[Chunk]:
+) -> Generator[Chunk, None, None]:
     """Chunks of a stream over the blocking driver; closing the iterator closes the connection.
 
     The blocking driver is used for sync streams (rather than stepping the async one from this
@@ -528,7 +534,7 @@ def iter_chunks(
 
 async def aiter_chunks(
     transport: AsyncTransport, request: Request, decoder: ChunkDecoder
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """Chunks of a stream over the async driver; ``aclose()`` closes the connection."""
     events = transport.stream(request)
     try:

@@ -10,7 +10,8 @@ works. Stop sequences are trimmed here (TGI leaves them in ``generated_text``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -340,35 +341,35 @@ class TextGenerationClient(LLMClient):
         route = self.run(self._resolve())
         return self._iter(route, text, opts)
 
-    def _iter(self, route: _Route, prompt: str, opts: GenerationOptions) -> Iterator[Chunk]:
-        started = False
+    def _open(
+        self, route: _Route, prompt: str, opts: GenerationOptions
+    ) -> tuple[Generator[Chunk, None, None], Chunk | None]:
+        """A stream and its first chunk: failures to open it (retried by the transport first)
+        surface here, before anything was yielded to the caller."""
+        request = self._request(route, prompt, opts, True)
+        chunks = iter_chunks(self.sync_transport, request, self._decoder(route, prompt, opts))
         try:
-            request = self._request(route, prompt, opts, True)
-            for chunk in iter_chunks(
-                self.sync_transport, request, self._decoder(route, prompt, opts)
-            ):
-                started = True
-                yield chunk
+            return chunks, next(chunks, None)
+        except BaseException:
+            chunks.close()
+            raise
+
+    def _iter(self, route: _Route, prompt: str, opts: GenerationOptions) -> Iterator[Chunk]:
+        try:
+            chunks, first = self._open(route, prompt, opts)
         except InferenceError as error:
-            if started or route.fallback is None or not _route_missing(error):
+            if route.fallback is None or not _route_missing(error):
                 raise self._failed(route, error) from None
-            fallback = route.fallback
             try:
-                request = self._request(fallback, prompt, opts, True)
-                decoder = self._decoder(fallback, prompt, opts)
-                chunks = iter_chunks(self.sync_transport, request, decoder)
-                first = next(chunks, None)
+                chunks, first = self._open(route.fallback, prompt, opts)
             except InferenceError as second:
-                if _route_missing(second):
-                    raise self._neither(error, second) from None
-                raise
-            self._route = fallback
+                raise self._neither(error, second) if _route_missing(second) else second from None
+            route = route.fallback
+        self._route = replace(route, fallback=None)
+        with closing(chunks):
             if first is not None:
                 yield first
                 yield from chunks
-            return
-        if route.fallback is not None:
-            self._route = replace(route, fallback=None)
 
     def astream(
         self, prompt: str, *, stop: Any = None, options: GenerationOptions | None = None
@@ -377,41 +378,34 @@ class TextGenerationClient(LLMClient):
         text, opts = check_prompt(prompt), self._options(stop, options)
         return self._aiter(text, opts)
 
+    async def _aopen(
+        self, route: _Route, prompt: str, opts: GenerationOptions
+    ) -> tuple[AsyncGenerator[Chunk, None], Chunk | None]:
+        request = self._request(route, prompt, opts, True)
+        chunks = aiter_chunks(self.async_transport, request, self._decoder(route, prompt, opts))
+        try:
+            return chunks, await anext(chunks, None)
+        except BaseException:
+            await chunks.aclose()
+            raise
+
     async def _aiter(self, prompt: str, opts: GenerationOptions) -> AsyncIterator[Chunk]:
         route = await self.arun(self._resolve())
-        started = False
-        chunks = aiter_chunks(
-            self.async_transport,
-            self._request(route, prompt, opts, True),
-            self._decoder(route, prompt, opts),
-        )
         try:
-            async for chunk in chunks:
-                started = True
-                yield chunk
+            chunks, first = await self._aopen(route, prompt, opts)
         except InferenceError as error:
-            if started or route.fallback is None or not _route_missing(error):
+            if route.fallback is None or not _route_missing(error):
                 raise self._failed(route, error) from None
-            fallback = route.fallback
-            chunks = aiter_chunks(
-                self.async_transport,
-                self._request(fallback, prompt, opts, True),
-                self._decoder(fallback, prompt, opts),
-            )
             try:
-                first = await chunks.__anext__()
-            except StopAsyncIteration:
-                self._route = fallback
-                return
+                chunks, first = await self._aopen(route.fallback, prompt, opts)
             except InferenceError as second:
-                if _route_missing(second):
-                    raise self._neither(error, second) from None
-                raise
-            self._route = fallback
-            yield first
-            async for chunk in chunks:
-                yield chunk
+                raise self._neither(error, second) if _route_missing(second) else second from None
+            route = route.fallback
+        self._route = replace(route, fallback=None)
+        try:
+            if first is not None:
+                yield first
+                async for chunk in chunks:
+                    yield chunk
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
-        if route.fallback is not None:
-            self._route = replace(route, fallback=None)
+            await chunks.aclose()
