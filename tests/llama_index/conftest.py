@@ -3,23 +3,15 @@ the LLM tests add a server that serves the README's chat model ids, in three lay
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from hfrag.server.testing import ServerHandle, serve_in_thread
+from hfrag.server.testing import ServerHandle
 from tests.adapters import module_server, srv, target
-from tests.llm import LLAMA, llm_config
+from tests.llm import LLAMA, llm_server
 
 __all__ = ["gsrv", "layout", "llm_kwargs", "llm_server", "module_server", "srv", "target"]
-
-
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[ServerHandle]:
-    """One server for a module whose primary model is a generator (so it answers TGI's /info)."""
-    with serve_in_thread(llm_config(primary=LLAMA)) as server:
-        yield server
 
 
 @pytest.fixture
