@@ -14,7 +14,9 @@ import pytest
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse
 from llama_index.core.chat_engine.types import AgentChatResponse
 from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
+from pydantic import BaseModel
 
 from hfrag.llama_index import HuggingFaceInferenceLLM
 from hfrag.server.testing import CannedResponse, ServerHandle
@@ -235,3 +237,73 @@ def test_a_function_agent_runs_on_it(gsrv: ServerHandle) -> None:
         m for m in gsrv.counters.bodies[-1]["messages"] if m["role"] == "tool"
     ]  # the tool's answer went back to the model
     assert tool_turn[0]["content"] == "15"
+
+
+class City(BaseModel):
+    """A city and its country."""
+
+    name: str
+    country: str
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_structured_predict_goes_through_a_required_tool_call(
+    gsrv: ServerHandle, layout: str, mode: str
+) -> None:
+    llm = make(layout, gsrv.url)
+    prompt = PromptTemplate("Describe the city: {text}")
+    if mode == "sync":
+        city = llm.structured_predict(City, prompt, text="name: Paris, country: France")
+    else:
+        city = asyncio.run(llm.astructured_predict(City, prompt, text="name: Rome, country: Italy"))
+    expected = ("Paris", "France") if mode == "sync" else ("Rome", "Italy")
+    assert (city.name, city.country) == expected
+    body = gsrv.counters.bodies[-1]
+    assert body["tool_choice"] == "required"
+    assert body["tools"][0]["function"]["name"] == "City"
+
+
+def test_a_structured_llm_answers_json(gsrv: ServerHandle) -> None:
+    structured = make("router", gsrv.url).as_structured_llm(City)
+    answer = structured.chat([ChatMessage(role="user", content="name: Oslo, country: Norway")])
+    assert City.model_validate_json(answer.message.content or "") == City(
+        name="Oslo", country="Norway"
+    )
+
+
+def test_arguments_that_are_not_json_become_a_tool_error(gsrv: ServerHandle) -> None:
+    answer = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "add", "arguments": '{"a": 1,'},
+                        }
+                    ],
+                },
+            }
+        ],
+        "usage": {"prompt_tokens": float("nan"), "completion_tokens": 3},
+    }
+    gsrv.script(CHAT, CannedResponse(200, answer))
+    llm = make("router", gsrv.url)
+    response = llm.chat_with_tools(TOOLS, user_msg="add")
+    assert llm.get_tool_calls_from_response(response) == [
+        ToolSelection(tool_id="c1", tool_name="add", tool_kwargs={})
+    ]
+    assert response.message.additional_kwargs["tool_calls"][0]["function"]["arguments"] == (
+        '{"a": 1,'
+    )  # what the model said stays readable
+    assert "prompt_tokens" not in response.additional_kwargs  # NaN is not a count
+    assert response.additional_kwargs["completion_tokens"] == 3
+    gsrv.script(CHAT, CannedResponse(200, answer))
+    out = llm.predict_and_call(TOOLS, user_msg="add")  # the tool fails; nothing crashes
+    assert out.sources[0].is_error
+    assert calls == []
