@@ -10,7 +10,13 @@ import time
 from typing import Any
 
 import pytest
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
+from llama_index.core.base.llms.types import (
+    AudioBlock,
+    ChatMessage,
+    ChatResponse,
+    CompletionResponse,
+    TextBlock,
+)
 from pydantic import ValidationError
 
 from hfrag.errors import (
@@ -312,9 +318,35 @@ def test_bad_per_call_arguments_fail_before_sending(gsrv: ServerHandle) -> None:
         llm.chat(MESSAGES, temperature=-1)
     with pytest.raises(InputError, match="empty"):
         llm.complete("   ")
-    with pytest.raises(ConfigurationError, match="need chat completions"):
+    with pytest.raises(ConfigurationError, match=r"\['tools'\] apply to chat completions"):
         make("tgi", gsrv.url, task="text-generation").chat(MESSAGES, tools=[])
+    with pytest.raises(ConfigurationError, match=r"\['response_format'\] apply to chat"):
+        llm.complete(PROMPT, response_format={"type": "json_object"})
+    with pytest.raises(InputError, match="messages is empty"):
+        llm.chat([])
+    with pytest.raises(TypeError, match="prompt must be a string"):
+        llm.complete(b"bytes")  # type: ignore[arg-type]
+    audio = ChatMessage(role="user", blocks=[AudioBlock(audio=b"RIFF", format="wav")])
+    with pytest.raises(InputError, match="'audio' block"):
+        llm.chat([audio])
     assert gsrv.counters.bodies == []
+
+
+def test_odd_but_valid_inputs(gsrv: ServerHandle) -> None:
+    llm = make("router", gsrv.url)
+    assert llm.complete(PROMPT, stop="capital").text == "Paris is the "  # one string
+    odd = [
+        ChatMessage(role="developer", content="Be brief."),
+        ChatMessage(
+            role="user", blocks=[TextBlock(text="Berlin is in Germany."), TextBlock(text=PROMPT)]
+        ),
+    ]
+    assert llm.chat(odd).message.content == ANSWER
+    assert gsrv.counters.bodies[-1]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": f"Berlin is in Germany.\n{PROMPT}"},
+    ]
+    assert llm.complete("Ünïcødé is fine.\nQuestion: is ünïcødé fine?").text == "Ünïcødé is fine."
 
 
 @pytest.mark.parametrize(

@@ -237,8 +237,8 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
         passed = [k for k in _CHAT_ARGS if k in options]
         if passed and not chat:
             raise ConfigurationError(
-                f"{passed} need chat completions, but this LLM sends prompts as "
-                f"text-generation (task={self.task!r}, {self._target_name()}); use task='chat'"
+                f"{passed} apply to chat completions: pass them to chat() or chat_with_tools(), "
+                f"which use them unless task='text-generation' (here task={self.task!r})"
             )
         for name in passed:
             call[name] = options.pop(name)
