@@ -115,6 +115,16 @@ class GenerationFields(InferenceFields):
             model_kwargs=dict(self.model_kwargs),
         )
 
+    def identifying_params(self) -> dict[str, Any]:
+        """The target and every generation setting that is set (for caches and tracing)."""
+        params: dict[str, Any] = {"model": self._target_name(), "provider": self.provider}
+        params["task"] = self.task
+        for name in GenerationFields.model_fields:
+            value = getattr(self, name)
+            if name not in InferenceFields.model_fields and value not in (None, {}, []):
+                params[name] = value
+        return params
+
     def _settings_key(self) -> tuple[Any, ...]:
         values = []
         for name in GenerationFields.model_fields:

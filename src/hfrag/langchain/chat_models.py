@@ -126,11 +126,7 @@ class ChatHuggingFaceInference(GenerationFields, BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {
-            "model": self._target_name(),
-            "provider": self.provider,
-            **{k: v for k, v in self.generation_options().chat_fields().items()},
-        }
+        return self.identifying_params()
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)

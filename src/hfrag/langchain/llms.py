@@ -72,7 +72,7 @@ class HuggingFaceInferenceLLM(GenerationFields, BaseLLM):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self._target_name(), "provider": self.provider, "task": self.task}
+        return self.identifying_params()
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)

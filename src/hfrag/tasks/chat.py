@@ -1,41 +1,40 @@
-"""The chat-completions task: OpenAI-shaped messages in, text and tool calls out.
+"""The chat-completions task client: OpenAI-shaped messages in, text and tool calls out.
 
 One wire form, spoken by the router (``/v1/chat/completions``, ``model`` or ``model:provider``),
-TGI, vLLM, llama.cpp and Inference Endpoints (``{endpoint}/v1/chat/completions``). This module
-owns the body (options, tools, ``tool_choice``, ``response_format`` in the OpenAI or the TGI
-form), the decoding of answers and of streamed chunks (tool-call deltas per index, usage from
-``stream_options.include_usage``), and :class:`ChatClient`. Shared types and options are in
-:mod:`hfrag.tasks.generation`.
+TGI, vLLM, llama.cpp and Inference Endpoints (``{endpoint}/v1/chat/completions``); its bodies and
+decoders are pure functions in :mod:`hfrag.tasks.chat_wire` (re-exported here). Shared types and
+options are in :mod:`hfrag.tasks.generation`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hfrag.errors import ConfigurationError, InputError, MalformedResponseError
-from hfrag.tasks.base import Target
+from hfrag.errors import ConfigurationError
+from hfrag.tasks.chat_wire import (
+    ChatStreamDecoder,
+    chat_body,
+    chat_model_field,
+    chat_target_url,
+    check_tool_choice,
+    check_tools,
+    decode_chat,
+    is_tgi_info,
+    normalize_finish,
+    response_format_for,
+)
 from hfrag.tasks.generation import (
     Chunk,
-    Finish,
     GenerationOptions,
     GenerationOutput,
     LLMClient,
-    StopTrimmer,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
     aiter_chunks,
     check_messages,
     iter_chunks,
-    parse_arguments,
-    stream_cut,
 )
 from hfrag.transport import Request
-from hfrag.transport.urls import chat_url, redact_url, router_chat_url
 
 __all__ = [
     "ChatClient",
@@ -51,291 +50,6 @@ __all__ = [
 ]
 
 ResponseFormatStyle = Literal["auto", "openai", "tgi"]
-
-_FINISH = {
-    "stop": "stop",
-    "eos_token": "stop",
-    "stop_sequence": "stop",
-    "end_turn": "stop",
-    "length": "length",
-    "max_tokens": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-    "content_filter": "content_filter",
-}
-
-
-def normalize_finish(reason: Any) -> str | None:
-    """A server's finish reason in OpenAI's words (``eos_token`` -> ``stop``...)."""
-    if reason is None:
-        return None
-    return _FINISH.get(str(reason), str(reason))
-
-
-# -- request ----------------------------------------------------------------------------------
-
-
-def check_tools(tools: Any) -> list[dict[str, Any]] | None:
-    """Tools in the OpenAI form; a bare ``{"name", "parameters"}`` is wrapped."""
-    if tools is None:
-        return None
-    if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence):
-        raise InputError("tools must be a list of tool definitions")
-    out = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, Mapping):
-            raise InputError(f"tool {i} is {type(tool).__name__}, not a dict", positions=[i])
-        function = tool.get("function") if tool.get("type", "function") == "function" else None
-        if function is None and "name" in tool:
-            function, tool = tool, {"type": "function", "function": dict(tool)}
-        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise InputError(
-                f'tool {i} must be {{"type": "function", "function": {{"name", "parameters"}}}}',
-                positions=[i],
-            )
-        out.append(dict(tool))
-    return out or None
-
-
-def check_tool_choice(choice: Any, tools: list[dict[str, Any]] | None) -> Any:
-    """``tool_choice`` in the OpenAI form; a bare function name becomes the dict form."""
-    if choice is None:
-        return None
-    names = [t["function"]["name"] for t in tools or []]
-    if isinstance(choice, str) and choice not in ("auto", "none", "required", "any"):
-        choice = {"type": "function", "function": {"name": choice}}
-    if choice == "any":  # Anthropic's word, used by some LangChain callers
-        choice = "required"
-    if isinstance(choice, Mapping):
-        name = (choice.get("function") or {}).get("name")
-        if not isinstance(name, str):
-            raise InputError(f"tool_choice must name a function, got {choice!r}")
-        if name not in names:
-            raise InputError(f"tool_choice names {name!r}, which is not among the tools {names}")
-        return {"type": "function", "function": {"name": name}}
-    if choice != "none" and not names:
-        raise InputError(f"tool_choice={choice!r} needs tools")
-    return choice
-
-
-def response_format_for(fmt: Any, style: Literal["openai", "tgi"]) -> Any:
-    """``response_format`` in the form the server takes.
-
-    OpenAI: ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"?}}``; TGI and
-    hf-inference endpoints: ``{"type": "json_object", "value": schema}``. Either is accepted as
-    input; ``{"type": "json_object"}`` (any JSON) passes unchanged.
-    """
-    if fmt is None:
-        return None
-    if not isinstance(fmt, Mapping) or not isinstance(fmt.get("type"), str):
-        raise InputError(f'response_format must be a dict with a "type", got {fmt!r}')
-    kind = fmt["type"]
-    schema: Any = None
-    name = "response"
-    if kind == "json_schema":
-        spec = fmt.get("json_schema")
-        if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), Mapping):
-            raise InputError('response_format "json_schema" needs {"json_schema": {"schema"}}')
-        schema, name = spec["schema"], str(spec.get("name") or name)
-    elif kind in ("json_object", "json") and isinstance(fmt.get("value"), Mapping):
-        schema = fmt["value"]
-    if schema is None:
-        return dict(fmt)
-    if style == "tgi":
-        return {"type": "json_object", "value": dict(schema)}
-    spec = dict(fmt.get("json_schema") or {})
-    return {"type": "json_schema", "json_schema": {**spec, "name": name, "schema": dict(schema)}}
-
-
-def chat_body(
-    model: str,
-    messages: list[dict[str, Any]],
-    options: GenerationOptions,
-    *,
-    tools: list[dict[str, Any]] | None = None,
-    tool_choice: Any = None,
-    response_format: Any = None,
-    stream: bool = False,
-) -> dict[str, Any]:
-    """A chat-completions body; options that are None are not sent."""
-    body: dict[str, Any] = {"model": model, "messages": messages}
-    if tools:
-        body["tools"] = tools
-    if tool_choice is not None:
-        body["tool_choice"] = tool_choice
-    if response_format is not None:
-        body["response_format"] = response_format
-    body.update(options.chat_fields())
-    if stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    return body
-
-
-# -- answers ----------------------------------------------------------------------------------
-
-
-def _malformed(url: str, what: str) -> MalformedResponseError:
-    return MalformedResponseError(f"chat completion answer {what}", status=200, url=redact_url(url))
-
-
-def _usage(value: Any) -> Usage | None:
-    if not isinstance(value, Mapping):
-        return None
-
-    def count(key: str) -> int | None:
-        n = value.get(key)
-        return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
-
-    return Usage(count("prompt_tokens"), count("completion_tokens"), count("total_tokens"))
-
-
-def _content_text(content: Any, url: str) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and "text" in p
-        )
-    raise _malformed(url, f"has content of type {type(content).__name__}")
-
-
-def _tool_calls(value: Any, url: str) -> tuple[ToolCall, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, Mapping):  # some TGI versions send one call as an object
-        value = [value]
-    if not isinstance(value, list):
-        raise _malformed(url, "has tool_calls that are not a list")
-    calls = []
-    for i, call in enumerate(value):
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise _malformed(url, f"has tool call {i} without a function name")
-        arguments, raw = parse_arguments(function.get("arguments"))
-        call_id = call.get("id")
-        calls.append(
-            ToolCall(str(call_id) if call_id else f"call_{i}", function["name"], arguments, raw)
-        )
-    return tuple(calls)
-
-
-def decode_chat(
-    payload: Any, url: str, stop: Sequence[str] = (), prefix: str = ""
-) -> GenerationOutput:
-    """A chat answer: the first choice's text (stop sequences trimmed), tool calls, usage."""
-    if not isinstance(payload, Mapping):
-        raise _malformed(url, f"is {type(payload).__name__}, not an object")
-    choices = payload.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-        raise _malformed(url, "has no choices")
-    message = choices[0].get("message")
-    if not isinstance(message, Mapping):
-        raise _malformed(url, "has no message in its first choice")
-    text = StopTrimmer(stop).trim(_content_text(message.get("content"), url))
-    raw_reason = choices[0].get("finish_reason")
-    model = payload.get("model")
-    return GenerationOutput(
-        text=prefix + text,
-        finish_reason=normalize_finish(raw_reason),
-        usage=_usage(payload.get("usage")),
-        tool_calls=_tool_calls(message.get("tool_calls"), url),
-        model=model if isinstance(model, str) else None,
-        raw_finish_reason=None if raw_reason is None else str(raw_reason),
-        raw=payload,
-    )
-
-
-class ChatStreamDecoder:
-    """Chat-completion chunks to typed chunks; the stream must reach a ``finish_reason``."""
-
-    def __init__(self, url: str, stop: Sequence[str] = (), prefix: str = "") -> None:
-        self._url = url
-        self._trim = StopTrimmer(stop)
-        self._prefix = prefix
-        self._finished = False
-        self._next_index = 0
-        self._ids: dict[str, int] = {}
-        self._model: str | None = None
-
-    def feed(self, payload: Any) -> list[Chunk]:
-        if not isinstance(payload, Mapping):
-            raise _malformed(self._url, f"stream chunk is {type(payload).__name__}")
-        out: list[Chunk] = []
-        if self._prefix:
-            out.append(TextDelta(self._prefix))
-            self._prefix = ""
-        model = payload.get("model")
-        if isinstance(model, str) and model:
-            self._model = model
-        choices = payload.get("choices") or []
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        if isinstance(choice, Mapping) and not self._finished:
-            delta = choice.get("delta") or {}
-            if not isinstance(delta, Mapping):
-                raise _malformed(self._url, "stream chunk has a delta that is not an object")
-            text = self._trim.feed(_content_text(delta.get("content"), self._url))
-            if text:
-                out.append(TextDelta(text))
-            out.extend(self._tool_deltas(delta.get("tool_calls")))
-            reason = choice.get("finish_reason")
-            if reason is not None:
-                rest = self._trim.flush()
-                if rest:
-                    out.append(TextDelta(rest))
-                out.append(Finish(normalize_finish(reason) or "stop", str(reason), self._model))
-                self._finished = True
-        usage = _usage(payload.get("usage"))
-        if usage is not None:
-            out.append(usage)
-        return out
-
-    def _tool_deltas(self, value: Any) -> list[ToolCallDelta]:
-        if value is None:
-            return []
-        items = [value] if isinstance(value, Mapping) else value
-        if not isinstance(items, list):
-            raise _malformed(self._url, "stream chunk has tool_calls that are not a list")
-        out = []
-        for item in items:
-            if not isinstance(item, Mapping):
-                raise _malformed(self._url, "stream chunk has a tool call that is not an object")
-            call_id = item.get("id") or None
-            index = item.get("index")
-            if not isinstance(index, int) or isinstance(index, bool):
-                # No index (some servers): a new id starts a new call, else continue the last.
-                if call_id and call_id not in self._ids:
-                    self._ids[call_id] = self._next_index
-                index = (
-                    self._ids.get(call_id, max(self._next_index - 1, 0))
-                    if call_id
-                    else max(self._next_index - 1, 0)
-                )
-            self._next_index = max(self._next_index, index + 1)
-            function = item.get("function") or {}
-            arguments = function.get("arguments")
-            if isinstance(arguments, Mapping):
-                arguments = json.dumps(arguments)
-            name = function.get("name")
-            out.append(
-                ToolCallDelta(
-                    index,
-                    str(call_id) if call_id else None,
-                    name if isinstance(name, str) and name else None,
-                    arguments if isinstance(arguments, str) else "",
-                )
-            )
-        return out
-
-    def finish(self) -> list[Chunk]:
-        if not self._finished:
-            raise stream_cut(self._url, "no chunk carried a finish_reason")
-        return []
-
-
-# -- client -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -522,25 +236,3 @@ class ChatClient(LLMClient):
                 yield chunk
         finally:
             await chunks.aclose()
-
-
-def chat_target_url(target: Target) -> str:
-    """The chat URL of a target: the router's, or ``{endpoint}/v1/chat/completions``."""
-    if target.endpoint_url is not None:
-        return chat_url(target.endpoint_url)
-    return router_chat_url(target.router_url)
-
-
-def chat_model_field(target: Target, provider: str | None) -> str:
-    """The body's ``model``: ``id:provider`` on the router; ``tgi`` for an endpoint (TGI and
-    llama.cpp ignore it; give vLLM its served name with ``model_kwargs={"model": ...}``)."""
-    if target.model is None:
-        return "tgi"
-    return f"{target.model}:{provider}" if provider else target.model
-
-
-def is_tgi_info(info: Mapping[str, Any]) -> bool:
-    """Whether an endpoint's ``GET /info`` is TGI's (a text-generation server)."""
-    return info.get("router") == "text-generation-router" or (
-        "max_total_tokens" in info and "model_id" in info
-    )

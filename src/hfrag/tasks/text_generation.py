@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from hfrag.errors import ConfigurationError, InferenceError, MalformedResponseError, NotFoundError
-from hfrag.tasks.chat import (
+from hfrag.tasks.chat_wire import (
     ChatStreamDecoder,
     chat_body,
     chat_model_field,
