@@ -259,3 +259,16 @@ def test_async_methods_work_across_event_loops(srv: ServerHandle) -> None:
     first = asyncio.run(emb.aget_query_embedding(QUERY))
     second = asyncio.run(emb.aget_query_embedding(QUERY))
     assert first == second == emb.get_query_embedding(QUERY)
+
+
+def test_copies_and_pickles_build_their_own_client(srv: ServerHandle) -> None:
+    import copy
+    import pickle
+
+    emb = embedding("endpoint", srv.url, token=PLANTED)
+    first = emb.get_query_embedding(QUERY)  # the client and its pool now exist
+    for clone in (copy.deepcopy(emb), pickle.loads(pickle.dumps(emb))):
+        assert clone.get_query_embedding(QUERY) == first
+        assert clone.embeddings_client() is not emb.embeddings_client()
+        assert srv.counters.headers[-1]["authorization"] == f"Bearer {PLANTED}"
+    assert emb.get_query_embedding(QUERY) == first
