@@ -20,7 +20,7 @@ print(json.dumps(sorted(sys.modules)))
 
 @pytest.mark.parametrize(
     "modules",
-    [["hfrag"], ["hfrag.transport"], ["hfrag", "hfrag.transport", "hfrag.errors"]],
+    [["hfrag"], ["hfrag.transport"], ["hfrag.tasks"], ["hfrag", "hfrag.transport", "hfrag.errors"]],
     ids=lambda m: "+".join(m),
 )
 def test_import_loads_no_framework(modules: list[str]) -> None:

@@ -27,7 +27,8 @@ from hfrag.langchain import (
 from hfrag.server import FaultConfig
 from hfrag.server.testing import ServerHandle
 from tests.adapters import PLANTED
-from tests.llm import ANSWER, LLAMA, PROMPT, llm_server, srv
+from tests.llm import ANSWER, LLAMA, PROMPT, llm_config, llm_server, srv
+from tests.sockets import open_connections
 from tests.transport.conftest import eventually
 
 __all__ = ["llm_server", "srv"]  # fixtures
@@ -323,6 +324,8 @@ def test_llm_tasks_stops_and_streaming_field(srv: ServerHandle) -> None:
     assert srv.counters.bodies[-1]["parameters"]["max_new_tokens"] == 3
     with pytest.raises(ValidationError):
         HuggingFaceInferenceLLM(endpoint_url=srv.url, task="summarization")
+    with pytest.raises(ValidationError):
+        HuggingFaceInferenceLLM(endpoint_url=srv.url, max_new_token=5)  # a typo
 
 
 # -- a RAG chain ------------------------------------------------------------------------------
@@ -360,3 +363,28 @@ def test_lcel_rag_chain_end_to_end(srv: ServerHandle) -> None:
     assert asyncio.run(chain.ainvoke(question)) == "Mount Fuji is the highest mountain in Japan."
     sent = srv.counters.bodies[-1]["messages"][1]["content"]
     assert "Mount Fuji" in sent  # the retrieved context reached the model
+
+
+def test_leaving_a_stream_early_closes_its_connection(make_server: Any) -> None:
+    server = make_server(llm_config(primary=LLAMA))
+    server.set_faults(FaultConfig(token_delay=0.05))
+    chat = ChatHuggingFaceInference(endpoint_url=server.url)
+    llm = HuggingFaceInferenceLLM(endpoint_url=server.url)
+    llm.text_generation_client().wire()  # its one GET /info, on a pooled keep-alive connection
+    baseline = open_connections(server.port)
+    for _ in chat.stream(PROMPT):
+        assert open_connections(server.port) == baseline + 1
+        break
+    assert eventually(lambda: open_connections(server.port) == baseline)
+    for _ in llm.stream(PROMPT):
+        assert open_connections(server.port) == baseline + 1
+        break
+    assert eventually(lambda: open_connections(server.port) == baseline)
+
+    async def leave_early() -> None:
+        async for _ in chat.astream(PROMPT):
+            assert open_connections(server.port) == baseline + 1
+            break
+
+    asyncio.run(leave_early())
+    assert eventually(lambda: open_connections(server.port) == baseline)

@@ -733,3 +733,41 @@ def test_endpoint_info_for_metadata(srv: ServerHandle) -> None:
         asyncio.run(ChatClient(endpoint_url=srv.url + "/v1").aendpoint_info())["model_id"] == LLAMA
     )
     assert ChatClient(model=LLAMA, router_url=srv.url).endpoint_info() == {}
+
+
+def test_a_server_stalling_midstream_times_out_and_is_not_retried(srv: ServerHandle) -> None:
+    from hfrag.errors import InferenceTimeoutError
+
+    srv.set_faults(FaultConfig(token_delay=1.0))
+    client = ChatClient(endpoint_url=srv.url, **fast(timeout=0.3))
+    seen: list[Any] = []
+    with pytest.raises(InferenceTimeoutError):
+        seen.extend(client.stream_chat([{"role": "user", "content": PROMPT}]))
+    assert len(srv.counters.bodies) == 1  # one request: a stream is never resent
+
+
+def test_nan_and_odd_counts_in_an_answer(srv: ServerHandle) -> None:
+    body = (
+        b'{"model": "m", "choices": [{"message": {"content": "a"}, "finish_reason": "stop"},'
+        b' {"message": {"content": "b"}}], "usage": {"prompt_tokens": NaN,'
+        b' "completion_tokens": -1, "total_tokens": 3}}'
+    )
+    srv.script(CHAT, CannedResponse(200, body, content_type="application/json"))
+    out = ChatClient(endpoint_url=srv.url).chat([{"role": "user", "content": "x"}])
+    assert out.text == "a"  # the first choice
+    assert out.usage == Usage(None, None, 3)  # NaN and negative counts are dropped
+
+
+def test_a_redirected_stream_is_followed(srv: ServerHandle) -> None:
+    srv.script("/old/v1/chat/completions", CannedResponse(307, headers={"Location": CHAT}))
+    client = ChatClient(endpoint_url=srv.url + "/old")
+    assert collect(client.stream_chat([{"role": "user", "content": PROMPT}])).text == ANSWER
+
+
+def test_chat_given_a_tgi_route_url_uses_that_servers_chat_route(srv: ServerHandle) -> None:
+    client = ChatClient(endpoint_url=srv.url + "/generate")
+    assert client.chat([{"role": "user", "content": PROMPT}]).text == ANSWER
+    assert srv.counters.total(CHAT, 200) == 1
+    llm = TextGenerationClient(endpoint_url=srv.url + "/generate_stream", task="chat")
+    assert llm.generate(PROMPT).text == ANSWER
+    assert srv.counters.total(CHAT, 200) == 2

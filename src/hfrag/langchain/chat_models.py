@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -35,7 +34,8 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict
 
-from hfrag._fields import ADAPTER_CONFIG, GenerationFields
+from hfrag._fields import ADAPTER_CONFIG
+from hfrag.langchain._generation import LangChainGenerationFields
 from hfrag.tasks import (
     Finish,
     GenerationOutput,
@@ -97,7 +97,7 @@ def _message(out: GenerationOutput, model_name: str) -> AIMessage:
     )
 
 
-class ChatHuggingFaceInference(GenerationFields, BaseChatModel):
+class ChatHuggingFaceInference(LangChainGenerationFields, BaseChatModel):
     """A chat model on the Hugging Face router (any provider) or any OpenAI-compatible endpoint.
 
     Give ``model`` (a Hub model id; ``provider`` picks a provider such as ``"together"`` or a
@@ -118,28 +118,14 @@ class ChatHuggingFaceInference(GenerationFields, BaseChatModel):
         # or: ChatHuggingFaceInference(endpoint_url="http://127.0.0.1:8082")
     """
 
+    # Declared here, not only in the mixin: pydantic merges base configs in MRO order, and
+    # LangChain's base would otherwise turn extra="forbid" back into "ignore".
     model_config = ConfigDict(**ADAPTER_CONFIG, arbitrary_types_allowed=True)
+    _ls_model_type: ClassVar[Literal["chat", "llm"]] = "chat"
 
     @property
     def _llm_type(self) -> str:
         return "huggingface-inference-chat"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return self.identifying_params()
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = "huggingface"
-        params["ls_model_name"] = str(kwargs.get("model") or self._target_name())
-        params["ls_model_type"] = "chat"
-        if self.temperature is not None:
-            params["ls_temperature"] = self.temperature
-        if self.max_new_tokens is not None:
-            params["ls_max_tokens"] = self.max_new_tokens
-        if stop or self.stop:
-            params["ls_stop"] = list(stop or self.stop or [])
-        return params
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -233,14 +219,15 @@ class ChatHuggingFaceInference(GenerationFields, BaseChatModel):
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
         tool_choice: str | dict[str, Any] | bool | None = None,
+        strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools (pydantic classes, functions, LangChain tools or OpenAI dicts).
 
         ``tool_choice``: ``"auto"``, ``"none"``, ``"required"`` (also ``"any"`` or True), or a
-        tool name to force that tool.
+        tool name to force that tool. ``strict`` goes into each function definition.
         """
-        formatted = [convert_to_openai_tool(t) for t in tools]
+        formatted = [convert_to_openai_tool(t, strict=strict) for t in tools]
         if tool_choice is not None and tool_choice is not False:
             kwargs["tool_choice"] = _tool_choice(tool_choice)
         return super().bind(tools=formatted, **kwargs)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseLLM
-from langchain_core.language_models.base import LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import ConfigDict
 
-from hfrag._fields import ADAPTER_CONFIG, GenerationFields
+from hfrag._fields import ADAPTER_CONFIG
+from hfrag.langchain._generation import LangChainGenerationFields
 from hfrag.tasks import Finish, GenerationOptions, GenerationOutput, TextDelta, Usage
 
 __all__ = ["HuggingFaceInferenceLLM"]
@@ -47,7 +47,7 @@ def _generation(out: GenerationOutput) -> Generation:
     return Generation(text=out.text, generation_info=_info(out.finish_reason, out.usage))
 
 
-class HuggingFaceInferenceLLM(GenerationFields, BaseLLM):
+class HuggingFaceInferenceLLM(LangChainGenerationFields, BaseLLM):
     """Text completion from a Hub model on the router or from any LLM endpoint.
 
     With ``task="auto"`` (default) a router model id and a chat-only endpoint are sent the
@@ -64,26 +64,14 @@ class HuggingFaceInferenceLLM(GenerationFields, BaseLLM):
         # or: HuggingFaceInferenceLLM(model="HuggingFaceTB/SmolLM3-3B", provider="fastest")
     """
 
+    # Declared here, not only in the mixin: pydantic merges base configs in MRO order, and
+    # LangChain's base would otherwise turn extra="forbid" back into "ignore".
     model_config = ConfigDict(**ADAPTER_CONFIG, arbitrary_types_allowed=True)
+    _ls_model_type: ClassVar[Literal["chat", "llm"]] = "llm"
 
     @property
     def _llm_type(self) -> str:
         return "huggingface-inference"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return self.identifying_params()
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = "huggingface"
-        params["ls_model_name"] = self._target_name()
-        params["ls_model_type"] = "llm"
-        if self.temperature is not None:
-            params["ls_temperature"] = self.temperature
-        if self.max_new_tokens is not None:
-            params["ls_max_tokens"] = self.max_new_tokens
-        return params
 
     def _options(self, kwargs: dict[str, Any]) -> GenerationOptions:
         options = self.generation_options()

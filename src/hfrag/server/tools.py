@@ -16,7 +16,8 @@ named tools give several calls, in the order of ``tools``. Call ids are ``call_<
 
 Arguments are built from the tool's JSON schema and the last user message's text, per property:
 
-- required properties are always filled; optional ones only when the message states them;
+- required properties are always filled; optional ones only when the message states them
+  (or, for an ``enum``, mentions one of its members);
 - a value stated as ``name: value``, ``name = value`` or ``name is value`` is used;
 - strings: an ``enum`` member the message mentions, else the first member; else the schema's
   ``default``; else the whole message text;

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from hfrag.errors import InputError, MalformedResponseError
 from hfrag.tasks.base import Target
@@ -27,7 +28,7 @@ from hfrag.tasks.generation import (
     parse_arguments,
     stream_cut,
 )
-from hfrag.transport.urls import chat_url, redact_url, router_chat_url
+from hfrag.transport.urls import chat_url, endpoint_base, redact_url, router_chat_url
 
 __all__ = [
     "ChatStreamDecoder",
@@ -327,9 +328,12 @@ class ChatStreamDecoder:
 
 def chat_target_url(target: Target) -> str:
     """The chat URL of a target: the router's, or ``{endpoint}/v1/chat/completions``."""
-    if target.endpoint_url is not None:
-        return chat_url(target.endpoint_url)
-    return router_chat_url(target.router_url)
+    url = target.endpoint_url
+    if url is None:
+        return router_chat_url(target.router_url)
+    if urlsplit(url).path.rstrip("/").endswith(("/generate", "/generate_stream")):
+        url = endpoint_base(url)  # a TGI route given: its server's chat route
+    return chat_url(url)
 
 
 def chat_model_field(target: Target, provider: str | None) -> str:

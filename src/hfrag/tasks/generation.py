@@ -27,7 +27,8 @@ The API of the LLM task clients (stable names; both frameworks' adapters build o
     Chunk = TextDelta(text) | ToolCallDelta(index, id, name, arguments)
           | Finish(reason, raw_reason, model)
           | Usage(prompt_tokens, completion_tokens, total_tokens)
-    GenerationOutput(text, finish_reason, usage, tool_calls: tuple[ToolCall, ...], model, raw)
+    GenerationOutput(text, finish_reason, usage, tool_calls: tuple[ToolCall, ...], model,
+                     raw_finish_reason, raw)
     ToolCall(id, name, arguments: dict | None, raw_arguments: str)   # None: not valid JSON
     collect(chunks) / Accumulator().add(chunk) -> GenerationOutput   # merge a stream
 
@@ -36,6 +37,15 @@ the server sends them (merge ``arguments`` per ``index``), one :class:`Finish` a
 server reports it, one :class:`Usage`. A stream that ends before the server said it was done
 raises :class:`~hfrag.errors.InferenceConnectionError`; an error event raises its typed error.
 Joining a stream's chunks with :func:`collect` gives the same output as the non-streamed call.
+Sync streams run on the blocking driver, async ones on the async driver; preparing a stream
+(``/info``, the wire form) goes through ``run``/``arun``, and the transport retries a stream only
+until its first event.
+
+Where things live: :mod:`~hfrag.tasks.generation_options` (``GenerationOptions``, per-form
+mapping), :mod:`~hfrag.tasks.chat_wire` (chat bodies and decoders), :mod:`~hfrag.tasks.chat`
+(``ChatClient``), :mod:`~hfrag.tasks.text_generation` (``TextGenerationClient``, TGI's form).
+Adapters declare their fields with :class:`hfrag._fields.GenerationFields`, which builds both
+clients (``chat_client()``, ``text_generation_client()``, ``generation_options()``).
 """
 
 from __future__ import annotations
