@@ -281,6 +281,15 @@ def test_task_forces_the_wire_form(gsrv: ServerHandle) -> None:
     assert paths(gsrv)[-1] == CHAT
 
 
+def test_a_tgi_generate_url_takes_prompts_there_and_messages_to_its_chat_route(
+    gsrv: ServerHandle,
+) -> None:
+    llm = HuggingFaceInferenceLLM(endpoint_url=gsrv.url + "/generate")
+    assert llm.metadata.is_chat_model is False
+    assert llm.complete(PROMPT).text == llm.chat(MESSAGES).message.content == ANSWER
+    assert [p for p in paths(gsrv) if p != "/info"] == ["/generate", CHAT]
+
+
 def test_metadata_of_an_unreachable_endpoint_falls_back() -> None:
     llm = HuggingFaceInferenceLLM(endpoint_url="http://127.0.0.1:9", max_retries=0)
     meta = llm.metadata

@@ -8,8 +8,9 @@ The wire work belongs to the task clients (:class:`hfrag.tasks.ChatClient`,
   which picks the wire form once (``task``): chat completions for router models and chat
   endpoints, TGI ``/generate`` for a TGI endpoint. ``is_chat_model`` says which it is.
 - ``chat``/``stream_chat`` and the tool methods use chat completions whenever the target serves
-  them (a TGI endpoint does too); only ``task="text-generation"``, an endpoint without a chat
-  route, or a ``/generate`` URL turns messages into one prompt with ``messages_to_prompt``.
+  them (a TGI endpoint does too, even given as its ``/generate`` URL); only
+  ``task="text-generation"`` or an endpoint without a chat route turns messages into one prompt
+  with ``messages_to_prompt``.
 - Async methods await the clients natively (never ``asyncio.run``); sync ones are safe inside a
   running event loop. Streams yield every delta as it arrives, then one final response with the
   finish reason and usage; leaving a stream early closes its connection.
@@ -121,11 +122,6 @@ def _wire_tools(tools: Any) -> Any:
     return [tool_specs([t])[0] if hasattr(t, "metadata") else t for t in tools]
 
 
-def _generate_url(url: str | None) -> bool:
-    path = (url or "").split("?", 1)[0].rstrip("/")
-    return path.endswith(("/generate", "/generate_stream"))
-
-
 def _positive(value: Any) -> int | None:
     ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
     return value if ok else None
@@ -216,7 +212,7 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
     def _chat_wire(self, wire: str, info: dict[str, Any]) -> bool:
         if self.task != "auto":
             return self.task == "chat"
-        return wire == "chat" or (is_tgi_info(info) and not _generate_url(self.endpoint_url))
+        return wire == "chat" or is_tgi_info(info)  # TGI serves chat too, even given /generate
 
     def _speaks_chat(self) -> bool:
         client = self.text_generation_client()
