@@ -9,12 +9,15 @@
   so far) and per tool-call delta (``delta`` empty, tool calls so far), as they arrive, and then
   one final response with an empty ``delta`` that carries the finish reason and usage in ``raw``
   and ``additional_kwargs``. No text is held back, so the last token is never lost or late.
+- :func:`streamed`/:func:`astreamed` run a client's chunks through a :class:`ResponseStream` and
+  close the client's stream when the caller stops early; :func:`last`/:func:`alast` drain one.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -34,7 +37,17 @@ from hfrag.tasks import (
     Usage,
 )
 
-__all__ = ["ResponseStream", "chat_response", "completion_response"]
+__all__ = [
+    "ResponseStream",
+    "alast",
+    "astreamed",
+    "chat_response",
+    "completion_response",
+    "last",
+    "streamed",
+]
+
+R = TypeVar("R")
 
 
 def _wire_calls(calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
@@ -144,3 +157,53 @@ class ResponseStream:
         response = completion_response(self._output())
         response.delta = ""
         return response
+
+
+def streamed(
+    chunks: Iterator[Chunk], step: Callable[[Chunk], R | None], final: Callable[[], R]
+) -> Generator[R, None, None]:
+    """``step`` of each chunk that gives a response, then ``final()``; closes ``chunks``."""
+    try:
+        for chunk in chunks:
+            response = step(chunk)
+            if response is not None:
+                yield response
+        yield final()
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # an abandoned stream closes its connection now, not at garbage collection
+
+
+async def astreamed(
+    chunks: AsyncIterator[Chunk], step: Callable[[Chunk], R | None], final: Callable[[], R]
+) -> AsyncGenerator[R, None]:
+    """Async :func:`streamed`."""
+    try:
+        async for chunk in chunks:
+            response = step(chunk)
+            if response is not None:
+                yield response
+        yield final()
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def last(responses: Iterator[R]) -> R:
+    """The last response of a stream (its final one holds the whole answer)."""
+    item = None
+    for item in responses:  # noqa: B007
+        pass
+    assert item is not None  # a stream always ends with its final response
+    return item
+
+
+async def alast(responses: AsyncIterator[R]) -> R:
+    """Async :func:`last`."""
+    item = None
+    async for item in responses:  # noqa: B007
+        pass
+    assert item is not None
+    return item

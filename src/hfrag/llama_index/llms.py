@@ -18,8 +18,8 @@ The wire work belongs to the task clients (:class:`hfrag.tasks.ChatClient`,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.generic_utils import (
     messages_to_prompt as generic_messages_to_prompt,
@@ -51,10 +51,13 @@ from hfrag.llama_index._messages import (
 )
 from hfrag.llama_index._responses import (
     ResponseStream,
+    alast,
+    astreamed,
     chat_response,
     completion_response,
+    last,
+    streamed,
 )
-from hfrag.tasks import Chunk
 from hfrag.tasks.chat import is_tgi_info
 
 if TYPE_CHECKING:
@@ -62,57 +65,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HuggingFaceInferenceLLM"]
 
-R = TypeVar("R")
-
 #: Per-call keyword arguments passed to the chat client as they are.
 _CHAT_ARGS = ("tools", "tool_choice", "response_format")
 _ALIASES = {"max_tokens": "max_new_tokens", "stop_sequences": "stop"}
-
-
-def _streamed(
-    chunks: Iterator[Chunk], step: Callable[[Chunk], R | None], final: Callable[[], R]
-) -> Iterator[R]:
-    try:
-        for chunk in chunks:
-            response = step(chunk)
-            if response is not None:
-                yield response
-        yield final()
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()  # an abandoned stream closes its connection now, not at garbage collection
-
-
-async def _astreamed(
-    chunks: AsyncIterator[Chunk], step: Callable[[Chunk], R | None], final: Callable[[], R]
-) -> AsyncIterator[R]:
-    try:
-        async for chunk in chunks:
-            response = step(chunk)
-            if response is not None:
-                yield response
-        yield final()
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-def _last(responses: Iterator[R]) -> R:
-    last = None
-    for last in responses:  # noqa: B007 - the last one is the whole answer
-        pass
-    assert last is not None  # a stream always ends with its final response
-    return last
-
-
-async def _alast(responses: AsyncIterator[R]) -> R:
-    last = None
-    async for last in responses:  # noqa: B007
-        pass
-    assert last is not None
-    return last
 
 
 def _wire_tools(tools: Any) -> Any:
@@ -267,8 +222,8 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
         """One answer to ``messages``; tool calls in ``message.additional_kwargs``."""
         if self.streaming:
             stream = ResponseStream()
-            return _last(
-                _streamed(self._chat_chunks(messages, kwargs), stream.chat, stream.chat_final)
+            return last(
+                streamed(self._chat_chunks(messages, kwargs), stream.chat, stream.chat_final)
             )
         if self._speaks_chat():
             call = self._call_args(kwargs, chat=True)
@@ -283,7 +238,7 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
         if self.streaming:
             stream = ResponseStream()
             chunks = await self._achat_chunks(messages, kwargs)
-            return await _alast(_astreamed(chunks, stream.chat, stream.chat_final))
+            return await alast(astreamed(chunks, stream.chat, stream.chat_final))
         if await self._aspeaks_chat():
             call = self._call_args(kwargs, chat=True)
             return chat_response(await self.chat_client().achat(wire_messages(messages), **call))
@@ -295,7 +250,7 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """The answer as it arrives: one response per delta, then one with finish and usage."""
         stream = ResponseStream()
-        return _streamed(self._chat_chunks(messages, kwargs), stream.chat, stream.chat_final)  # type: ignore[return-value]
+        return streamed(self._chat_chunks(messages, kwargs), stream.chat, stream.chat_final)
 
     @llm_chat_callback()
     async def astream_chat(
@@ -304,7 +259,7 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
         """Async :meth:`stream_chat`: ``async for part in await llm.astream_chat(...)``."""
         stream = ResponseStream()
         chunks = await self._achat_chunks(messages, kwargs)
-        return _astreamed(chunks, stream.chat, stream.chat_final)  # type: ignore[return-value]
+        return astreamed(chunks, stream.chat, stream.chat_final)
 
     # -- complete ---------------------------------------------------------------------------------
 
@@ -320,7 +275,7 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
         if self.streaming:
             stream = ResponseStream()
             chunks = client.stream(text, **self._call_args(kwargs, chat=False))
-            return _last(_streamed(chunks, stream.completion, stream.completion_final))
+            return last(streamed(chunks, stream.completion, stream.completion_final))
         return completion_response(client.generate(text, **self._call_args(kwargs, chat=False)))
 
     @llm_completion_callback()
@@ -332,7 +287,7 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
         if self.streaming:
             stream = ResponseStream()
             chunks = client.astream(text, **self._call_args(kwargs, chat=False))
-            return await _alast(_astreamed(chunks, stream.completion, stream.completion_final))
+            return await alast(astreamed(chunks, stream.completion, stream.completion_final))
         out = await client.agenerate(text, **self._call_args(kwargs, chat=False))
         return completion_response(out)
 
@@ -344,7 +299,7 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
         client, text = self.text_generation_client(), self._formatted(prompt, formatted)
         chunks = client.stream(text, **self._call_args(kwargs, chat=False))
         stream = ResponseStream()
-        return _streamed(chunks, stream.completion, stream.completion_final)  # type: ignore[return-value]
+        return streamed(chunks, stream.completion, stream.completion_final)
 
     @llm_completion_callback()
     async def astream_complete(
@@ -354,7 +309,7 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
         client, text = self.text_generation_client(), self._formatted(prompt, formatted)
         chunks = client.astream(text, **self._call_args(kwargs, chat=False))
         stream = ResponseStream()
-        return _astreamed(chunks, stream.completion, stream.completion_final)  # type: ignore[return-value]
+        return astreamed(chunks, stream.completion, stream.completion_final)
 
     # -- tools ------------------------------------------------------------------------------------
 
