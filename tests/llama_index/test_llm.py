@@ -17,6 +17,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponse,
     TextBlock,
 )
+from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from pydantic import ValidationError
 
 from hfrag.errors import (
@@ -193,20 +194,27 @@ def test_first_token_arrives_before_the_last_is_generated(
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_abandoned_stream_closes_its_connection(gsrv: ServerHandle, mode: str) -> None:
+@pytest.mark.parametrize("method", ["complete", "chat"])
+def test_abandoned_stream_closes_its_connection(gsrv: ServerHandle, mode: str, method: str) -> None:
     context = "The tower is " + " ".join(f"w{i}" for i in range(3000)) + "."
     prompt = f"{context}\nQuestion: what is the tower?"
     llm = make("router", gsrv.url)
     assert open_connections(gsrv.port) == 0
     if mode == "sync":
-        stream = llm.stream_complete(prompt)
+        if method == "chat":
+            stream = llm.stream_chat([ChatMessage(role="user", content=prompt)])
+        else:
+            stream = llm.stream_complete(prompt)
         first = next(stream)
         assert open_connections(gsrv.port) == 1
         stream.close()
     else:
 
-        async def go() -> CompletionResponse:
-            stream = await llm.astream_complete(prompt)
+        async def go() -> Any:
+            if method == "chat":
+                stream = await llm.astream_chat([ChatMessage(role="user", content=prompt)])
+            else:
+                stream = await llm.astream_complete(prompt)
             first = await stream.__anext__()
             assert open_connections(gsrv.port) == 1
             await stream.aclose()
@@ -248,6 +256,17 @@ def test_cut_stream_raises_instead_of_a_short_answer(gsrv: ServerHandle) -> None
     gsrv.script(CHAT, CannedResponse(200, sse=LAST_CHUNK_STREAM[:2]))
     with pytest.raises(InferenceConnectionError, match="ended before the answer"):
         list(make("router", gsrv.url).stream_chat(MESSAGES))
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_usage_reaches_llama_index_token_counting(
+    gsrv: ServerHandle, layout: str, streaming: bool
+) -> None:
+    counter = TokenCountingHandler()
+    llm = make(layout, gsrv.url, callback_manager=CallbackManager([counter]))
+    final = list(llm.stream_chat(MESSAGES))[-1] if streaming else llm.chat(MESSAGES)
+    assert counter.completion_llm_token_count == final.additional_kwargs["completion_tokens"] > 0
+    assert counter.prompt_llm_token_count == final.additional_kwargs["prompt_tokens"] > 0
 
 
 # -- metadata ---------------------------------------------------------------------------------
