@@ -698,7 +698,7 @@ def test_an_abandoned_stream_closes_its_connection(make_server: Any, layout: str
 
 @pytest.mark.parametrize("layout", ["tgi", "chat"])
 def test_tokens_arrive_while_the_server_is_still_generating(srv: ServerHandle, layout: str) -> None:
-    srv.set_faults(FaultConfig(token_delay=0.2))
+    srv.set_faults(FaultConfig(token_delay=0.4))  # seconds of generating in all
     client = TextGenerationClient(**layout_kwargs(layout, srv.url))
     path = "/generate_stream" if layout == "tgi" else CHAT
     stream = client.stream(PROMPT)
