@@ -271,3 +271,15 @@ def test_a_pickle_after_use_carries_no_credential_and_works(srv: ServerHandle) -
     back = pickle.loads(data)
     assert back.token is None
     assert back.get_query_embedding(QUERY) == vector
+
+
+def test_deep_copies_build_their_own_client(srv: ServerHandle) -> None:
+    import copy
+
+    emb = embedding("endpoint", srv.url, token=PLANTED)
+    first = emb.get_query_embedding(QUERY)  # the client and its pool now exist
+    for clone in (copy.deepcopy(emb), emb.model_copy(deep=True)):
+        assert clone.get_query_embedding(QUERY) == first
+        assert clone.embeddings_client() is not emb.embeddings_client()
+        assert srv.counters.headers[-1]["authorization"] == f"Bearer {PLANTED}"
+    assert emb.get_query_embedding(QUERY) == first

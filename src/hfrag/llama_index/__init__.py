@@ -11,6 +11,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from hfrag.llama_index.embeddings import HuggingFaceInferenceEmbedding
+from hfrag.llama_index.llms import HuggingFaceInferenceLLM
 from hfrag.llama_index.rerank import HuggingFaceInferenceRerank
 
-__all__ = ["HuggingFaceInferenceEmbedding", "HuggingFaceInferenceRerank"]
+__all__ = ["HuggingFaceInferenceEmbedding", "HuggingFaceInferenceLLM", "HuggingFaceInferenceRerank"]
