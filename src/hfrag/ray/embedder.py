@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
 import os
 import threading
 from collections.abc import Mapping
@@ -30,16 +29,14 @@ import numpy as np
 
 from hfrag.errors import ConfigurationError, MalformedResponseError
 from hfrag.ray._batches import texts_of, with_vectors
+from hfrag.tasks.base import CONNECTION_ARGS
 from hfrag.tasks.embeddings import EmbeddingOptions, EmbeddingsClient, Kind, check_texts
 from hfrag.transport import Secret
 
 __all__ = ["Embedder", "build_client"]
 
 # The settings an Embedder takes are exactly these two sets, read from where they are declared.
-_CLIENT_ARGS = frozenset(inspect.signature(EmbeddingsClient.__init__).parameters) - {
-    "self",
-    "options",
-}
+_CLIENT_ARGS = CONNECTION_ARGS | {"model", "endpoint_url"}
 _OPTION_ARGS = frozenset(f.name for f in dataclasses.fields(EmbeddingOptions))
 _ALIASES = {"api_key": "token"}  # as in the adapters
 

@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar
 
 from hfrag.errors import ConfigurationError, InferenceError
 from hfrag.transport import (
@@ -140,6 +140,44 @@ def transport_config(
         max_connections=max_connections,
         max_response_bytes=max_response_bytes,
     )
+
+
+class Connection(TypedDict, total=False):
+    """The connection keyword arguments every task client takes, besides ``model`` and
+    ``endpoint_url``: ``router_url`` places a model id, the rest go to :func:`transport_config`."""
+
+    token: str | Secret | None
+    router_url: str | None
+    timeout: float | None
+    max_retries: int
+    max_retry_wait: float
+    deadline: float | None
+    headers: Mapping[str, str] | None
+    bill_to: str | None
+    wait_for_model: bool | None
+    use_cache: bool | None
+    max_response_bytes: int | None
+
+
+#: The names of :class:`Connection`, for code that sorts flat settings (the Ray embedder).
+CONNECTION_ARGS = frozenset(Connection.__annotations__)
+
+
+def connect(
+    model: str | None,
+    endpoint_url: str | None,
+    connection: Connection,
+    *,
+    max_connections: int = 64,
+) -> tuple[Target, TransportConfig]:
+    """The target and transport configuration of a task client's constructor arguments."""
+    unknown = sorted(set(connection) - CONNECTION_ARGS)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+    args = dict(connection)
+    router_url = args.pop("router_url", None)
+    target = Target.resolve(model, endpoint_url, router_url)  # type: ignore[arg-type]
+    return target, transport_config(max_connections=max_connections, **args)  # type: ignore[arg-type]
 
 
 class TaskClient:

@@ -12,7 +12,10 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from typing_extensions import Unpack
+
 from hfrag.errors import ConfigurationError
+from hfrag.tasks.base import Connection
 from hfrag.tasks.chat_wire import (
     ChatStreamDecoder,
     chat_body,
@@ -85,7 +88,7 @@ class ChatClient(LLMClient):
         provider: str | None = None,
         options: GenerationOptions | None = None,
         response_format_style: ResponseFormatStyle = "auto",
-        **connection: Any,
+        **connection: Unpack[Connection],
     ) -> None:
         super().__init__(model, endpoint_url, provider=provider, options=options, **connection)
         if response_format_style not in ("auto", "openai", "tgi"):

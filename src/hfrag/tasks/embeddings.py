@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from typing_extensions import Unpack
 
 from hfrag._checks import check_bool, check_choice, check_int, check_str
 from hfrag.errors import ConfigurationError
-from hfrag.tasks.base import Target, TaskClient, transport_config
+from hfrag.tasks.base import Connection, TaskClient, connect
 from hfrag.tasks.batching import run_batches
 from hfrag.tasks.embedding_wire import (
     ENCODINGS,
@@ -36,7 +37,7 @@ from hfrag.tasks.inputs import check_text, check_texts
 from hfrag.tasks.progress import progress_bar
 from hfrag.tasks.providers import ProviderMapping, check_provider
 from hfrag.tasks.vectors import Matrix, Pooling
-from hfrag.transport import Request, Secret
+from hfrag.transport import Request
 from hfrag.transport.urls import check_url
 
 Kind = Literal["query", "document"]
@@ -137,38 +138,16 @@ class EmbeddingsClient(TaskClient):
         model: str | None = None,
         endpoint_url: str | None = None,
         *,
-        token: str | Secret | None = None,
-        router_url: str | None = None,
-        timeout: float | None = 120.0,
-        max_retries: int = 4,
-        max_retry_wait: float = 60.0,
-        deadline: float | None = None,
-        headers: Mapping[str, str] | None = None,
-        bill_to: str | None = None,
-        wait_for_model: bool | None = None,
-        use_cache: bool | None = None,
-        max_response_bytes: int | None = None,
         options: EmbeddingOptions | None = None,
+        **connection: Unpack[Connection],
     ) -> None:
         if options is not None and not isinstance(options, EmbeddingOptions):
             raise ConfigurationError(
                 f"options must be an EmbeddingOptions, got {type(options).__name__}"
             )
         self.options = options or EmbeddingOptions()
-        config = transport_config(
-            token=token,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_retry_wait=max_retry_wait,
-            deadline=deadline,
-            headers=headers,
-            bill_to=bill_to,
-            wait_for_model=wait_for_model,
-            use_cache=use_cache,
-            max_connections=max(16, self.options.max_concurrency * 2),
-            max_response_bytes=max_response_bytes,
-        )
-        super().__init__(Target.resolve(model, endpoint_url, router_url), config)
+        max_connections = max(16, self.options.max_concurrency * 2)
+        super().__init__(*connect(model, endpoint_url, connection, max_connections=max_connections))
         if self.target.is_endpoint and self.options.provider is not None:
             raise ConfigurationError(
                 "provider=... applies to model ids on the router; an endpoint URL is used as "

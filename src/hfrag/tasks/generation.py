@@ -61,10 +61,12 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+from typing_extensions import Unpack
+
 from hfrag.errors import ConfigurationError, InferenceConnectionError, InputError
-from hfrag.tasks.base import Target, TaskClient, transport_config
+from hfrag.tasks.base import Connection, TaskClient, connect
 from hfrag.tasks.generation_options import RESERVED_KEYS, GenerationOptions, check_provider
-from hfrag.transport import AsyncTransport, Request, Secret, SyncTransport
+from hfrag.transport import AsyncTransport, Request, SyncTransport
 from hfrag.transport.urls import redact_url
 
 __all__ = [
@@ -384,32 +386,12 @@ class LLMClient(TaskClient):
         *,
         provider: str | None = None,
         options: GenerationOptions | None = None,
-        token: str | Secret | None = None,
-        router_url: str | None = None,
-        timeout: float | None = 120.0,
-        max_retries: int = 4,
-        max_retry_wait: float = 60.0,
-        deadline: float | None = None,
-        headers: Mapping[str, str] | None = None,
-        bill_to: str | None = None,
-        wait_for_model: bool | None = None,
-        use_cache: bool | None = None,
+        **connection: Unpack[Connection],
     ) -> None:
         if options is not None and not isinstance(options, GenerationOptions):
             raise ConfigurationError(f"options must be GenerationOptions, got {options!r}")
         self.options = options or GenerationOptions()
-        config = transport_config(
-            token=token,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_retry_wait=max_retry_wait,
-            deadline=deadline,
-            headers=headers,
-            bill_to=bill_to,
-            wait_for_model=wait_for_model,
-            use_cache=use_cache,
-        )
-        target = Target.resolve(model, endpoint_url, router_url)
+        target, config = connect(model, endpoint_url, connection)
         self.provider = check_provider(provider, endpoint=target.is_endpoint)
         super().__init__(target, config)
 

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
+from typing_extensions import Unpack
 
 from hfrag.errors import ConfigurationError, InferenceError, InputError
-from hfrag.tasks.base import Target, TaskClient, transport_config
+from hfrag.tasks.base import Connection, TaskClient, connect
 from hfrag.tasks.batching import run_batches
 from hfrag.tasks.embeddings import check_texts
 from hfrag.tasks.rerank_forms import (
@@ -36,7 +37,7 @@ from hfrag.tasks.rerank_forms import (
     refuse_non_rerankers,
 )
 from hfrag.tasks.scores import Scores
-from hfrag.transport import Request, Secret
+from hfrag.transport import Request
 from hfrag.transport.urls import named_route
 
 __all__ = ["RerankClient", "RerankOptions", "RerankResult"]
@@ -163,38 +164,16 @@ class RerankClient(TaskClient):
         model: str | None = None,
         endpoint_url: str | None = None,
         *,
-        token: str | Secret | None = None,
-        router_url: str | None = None,
-        timeout: float | None = 120.0,
-        max_retries: int = 4,
-        max_retry_wait: float = 60.0,
-        deadline: float | None = None,
-        headers: Mapping[str, str] | None = None,
-        bill_to: str | None = None,
-        wait_for_model: bool | None = None,
-        use_cache: bool | None = None,
-        max_response_bytes: int | None = None,
         options: RerankOptions | None = None,
+        **connection: Unpack[Connection],
     ) -> None:
         self.options = options or RerankOptions()
         if not isinstance(self.options, RerankOptions):
             raise ConfigurationError(
                 f"options must be a RerankOptions, got {type(self.options).__name__}"
             )
-        config = transport_config(
-            token=token,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_retry_wait=max_retry_wait,
-            deadline=deadline,
-            headers=headers,
-            bill_to=bill_to,
-            wait_for_model=wait_for_model,
-            use_cache=use_cache,
-            max_connections=max(16, self.options.max_concurrency * 2),
-            max_response_bytes=max_response_bytes,
-        )
-        target = Target.resolve(model, endpoint_url, router_url)
+        max_connections = max(16, self.options.max_concurrency * 2)
+        target, config = connect(model, endpoint_url, connection, max_connections=max_connections)
         if not target.is_endpoint and self.options.protocol in ("tei", "cohere"):
             raise ConfigurationError(
                 f"protocol={self.options.protocol!r} needs endpoint_url=...: a model id on the "

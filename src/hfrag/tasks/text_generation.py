@@ -15,7 +15,10 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from typing_extensions import Unpack
+
 from hfrag.errors import ConfigurationError, InferenceError, MalformedResponseError, NotFoundError
+from hfrag.tasks.base import Connection
 from hfrag.tasks.chat_wire import (
     ChatStreamDecoder,
     chat_body,
@@ -192,7 +195,7 @@ class TextGenerationClient(LLMClient):
         task: Task = "auto",
         provider: str | None = None,
         options: GenerationOptions | None = None,
-        **connection: Any,
+        **connection: Unpack[Connection],
     ) -> None:
         if task not in ("auto", "text-generation", "chat"):
             raise ConfigurationError(
