@@ -2,10 +2,10 @@
 
 A body is read chunk by chunk with the clock checked between chunks, so a server that drips its
 answer cannot hold an attempt much past its time (each socket read is itself bounded by the
-attempt's timeout). Limit: a server dripping its status line and headers is bounded only per read
-(and by httpcore's 100 KiB cap on a header section), since httpx gives no hook before the headers are
-complete. Task clients do not use this driver: their sync methods run the async one on hfrag's
-private loop, where every wait of an attempt is bounded exactly.
+attempt's timeout). Limit: a server dripping its status line and headers is bounded only per
+read (and by httpcore's 100 KiB cap on a header section), since httpx gives no hook before the
+headers are complete. Task clients do not use this driver: their sync methods run the async one
+on hfrag's private loop, where every wait of an attempt is bounded exactly.
 """
 
 from __future__ import annotations
