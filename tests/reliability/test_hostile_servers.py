@@ -415,3 +415,14 @@ def test_dripping_headers_end_at_the_deadline(raw_server: RawServer, mode: str) 
     with pytest.raises(InferenceTimeoutError):
         _call(mode, client, ["a"])
     assert time.monotonic() - start < BOUND
+
+
+def test_an_inner_call_keeps_the_outer_deadline(raw_server: RawServer) -> None:
+    raw_server.route("/embed", embeddings(delay=3.0))
+    url = raw_server.url + "/embed"
+    outer = EmbeddingsClient(endpoint_url=url, deadline=0.5)
+    inner = EmbeddingsClient(endpoint_url=url, timeout=None)  # no limit of its own
+    start = time.monotonic()
+    with pytest.raises(InferenceTimeoutError, match="deadline"):
+        outer.run(inner.aembed(["a"]))
+    assert time.monotonic() - start < BOUND
