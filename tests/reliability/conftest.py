@@ -6,10 +6,31 @@ from collections.abc import Iterator
 
 import pytest
 
+from hfrag.server.testing import ServerHandle, serve_in_thread
 from tests.reliability.rawserver import RawServer
 
 
-@pytest.fixture
-def raw_server() -> Iterator[RawServer]:
+@pytest.fixture(scope="module")
+def _module_raw_server() -> Iterator[RawServer]:
     with RawServer() as srv:
         yield srv
+
+
+@pytest.fixture
+def raw_server(_module_raw_server: RawServer) -> RawServer:
+    """The module's raw server, with no routes, no statistics and no answer left running."""
+    _module_raw_server.reset()
+    return _module_raw_server
+
+
+@pytest.fixture(scope="module")
+def _module_local_server() -> Iterator[ServerHandle]:
+    with serve_in_thread() as srv:
+        yield srv
+
+
+@pytest.fixture
+def local(_module_local_server: ServerHandle) -> ServerHandle:
+    """hfrag's local server, one per module, with fresh counters for each test."""
+    _module_local_server.reset()
+    return _module_local_server

@@ -59,6 +59,17 @@ class RawServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.base_events.Server | None = None
 
+    def reset(self) -> None:
+        """Forget routes and statistics; end any answer still being sent (an endless body)."""
+        asyncio.run_coroutine_threadsafe(self._cancel_all(), self._loop).result(5)
+        self.routes.clear()
+        self.stats = Stats()
+
+    async def _cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def route(self, path: str, behaviour: Behaviour) -> None:
         self.routes[path] = behaviour
 
@@ -86,9 +97,7 @@ class RawServer:
     async def _stop(self) -> None:
         assert self._server is not None
         self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel_all()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -98,9 +107,10 @@ class RawServer:
             request = await _read_request(reader)
             if request is None:
                 return
-            self.stats.requests.append(request)
+            stats = self.stats
+            stats.requests.append(request)
             behaviour = self.routes.get(request.path.split("?", 1)[0], not_found)
-            counted = _CountingWriter(writer, self.stats)
+            counted = _CountingWriter(writer, stats)
             await behaviour(request, counted)  # type: ignore[arg-type]
         except (ConnectionError, asyncio.CancelledError):
             pass

@@ -26,16 +26,16 @@ from tests.tasks.conftest import expected
 TOKEN = "hf_PLANTEDpickleTOKEN42"
 
 
-def _client(server: Any, token: Any) -> EmbeddingsClient:
-    return EmbeddingsClient(endpoint_url=server.url + "/embed", token=token, max_retries=0)
+def _client(local: Any, token: Any) -> EmbeddingsClient:
+    return EmbeddingsClient(endpoint_url=local.url + "/embed", token=token, max_retries=0)
 
 
-def _lc(server: Any, token: Any) -> HuggingFaceInferenceEmbeddings:
-    return HuggingFaceInferenceEmbeddings(endpoint_url=server.url + "/embed", token=token)
+def _lc(local: Any, token: Any) -> HuggingFaceInferenceEmbeddings:
+    return HuggingFaceInferenceEmbeddings(endpoint_url=local.url + "/embed", token=token)
 
 
-def _li(server: Any, token: Any) -> HuggingFaceInferenceEmbedding:
-    return HuggingFaceInferenceEmbedding(endpoint_url=server.url + "/embed", token=token)
+def _li(local: Any, token: Any) -> HuggingFaceInferenceEmbedding:
+    return HuggingFaceInferenceEmbedding(endpoint_url=local.url + "/embed", token=token)
 
 
 def _embed(obj: Any, text: str) -> np.ndarray:
@@ -49,53 +49,53 @@ def _embed(obj: Any, text: str) -> np.ndarray:
 MAKERS = {"client": _client, "langchain": _lc, "llama_index": _li}
 
 
-def _sent_token(server: Any) -> str | None:
-    return server.counters.headers[-1].get("authorization")
+def _sent_token(local: Any) -> str | None:
+    return local.counters.headers[-1].get("authorization")
 
 
 @pytest.mark.parametrize("kind", MAKERS)
 @pytest.mark.parametrize("copier", [copy.deepcopy, copy.copy], ids=["deepcopy", "copy"])
 def test_copies_work_and_keep_the_token(
-    server: Any, kind: str, copier: Callable[[Any], Any]
+    local: Any, kind: str, copier: Callable[[Any], Any]
 ) -> None:
-    original = MAKERS[kind](server, TOKEN)
+    original = MAKERS[kind](local, TOKEN)
     _embed(original, "warm")  # live pools and an I/O loop exist now
     clone = copier(original)
-    np.testing.assert_allclose(_embed(clone, "copy"), expected(server, ["copy"]), atol=1e-6)
-    assert _sent_token(server) == f"Bearer {TOKEN}"
-    np.testing.assert_allclose(_embed(original, "again"), expected(server, ["again"]), atol=1e-6)
+    np.testing.assert_allclose(_embed(clone, "copy"), expected(local, ["copy"]), atol=1e-6)
+    assert _sent_token(local) == f"Bearer {TOKEN}"
+    np.testing.assert_allclose(_embed(original, "again"), expected(local, ["again"]), atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["langchain", "llama_index"])
-def test_model_copy_deep_works(server: Any, kind: str) -> None:
-    original = MAKERS[kind](server, TOKEN)
+def test_model_copy_deep_works(local: Any, kind: str) -> None:
+    original = MAKERS[kind](local, TOKEN)
     _embed(original, "warm")
     clone = original.model_copy(deep=True)
-    np.testing.assert_allclose(_embed(clone, "copy"), expected(server, ["copy"]), atol=1e-6)
-    assert _sent_token(server) == f"Bearer {TOKEN}"
+    np.testing.assert_allclose(_embed(clone, "copy"), expected(local, ["copy"]), atol=1e-6)
+    assert _sent_token(local) == f"Bearer {TOKEN}"
 
 
 @pytest.mark.parametrize("kind", MAKERS)
-def test_pickles_work_and_leave_a_string_token_out(server: Any, kind: str) -> None:
-    original = MAKERS[kind](server, TOKEN)
+def test_pickles_work_and_leave_a_string_token_out(local: Any, kind: str) -> None:
+    original = MAKERS[kind](local, TOKEN)
     _embed(original, "warm")
     data = pickle.dumps(original)
     assert TOKEN.encode() not in data
     back = pickle.loads(data)
-    np.testing.assert_allclose(_embed(back, "pickled"), expected(server, ["pickled"]), atol=1e-6)
-    assert _sent_token(server) is None  # a local endpoint gets no credential now
-    assert _sent_token(server) is None
-    np.testing.assert_allclose(_embed(original, "again"), expected(server, ["again"]), atol=1e-6)
-    assert _sent_token(server) == f"Bearer {TOKEN}"
+    np.testing.assert_allclose(_embed(back, "pickled"), expected(local, ["pickled"]), atol=1e-6)
+    assert _sent_token(local) is None  # a local endpoint gets no credential now
+    assert _sent_token(local) is None
+    np.testing.assert_allclose(_embed(original, "again"), expected(local, ["again"]), atol=1e-6)
+    assert _sent_token(local) == f"Bearer {TOKEN}"
 
 
 @pytest.mark.parametrize("kind", MAKERS)
-def test_a_token_given_as_secret_travels_with_the_pickle(server: Any, kind: str) -> None:
-    original = MAKERS[kind](server, Secret(TOKEN))
+def test_a_token_given_as_secret_travels_with_the_pickle(local: Any, kind: str) -> None:
+    original = MAKERS[kind](local, Secret(TOKEN))
     _embed(original, "warm")
     back = pickle.loads(pickle.dumps(original))
     _embed(back, "pickled")
-    assert _sent_token(server) == f"Bearer {TOKEN}"
+    assert _sent_token(local) == f"Bearer {TOKEN}"
     assert TOKEN not in repr(back)
 
 
@@ -110,9 +110,9 @@ def test_secret_pickles_with_its_value_and_stays_masked() -> None:
 
 @pytest.mark.parametrize("cls", [SyncTransport, AsyncTransport])
 @pytest.mark.parametrize("copier", [pickle, copy], ids=["pickle", "deepcopy"])
-def test_transports_copy_and_pickle_into_fresh_drivers(server: Any, cls: type, copier: Any) -> None:
+def test_transports_copy_and_pickle_into_fresh_drivers(local: Any, cls: type, copier: Any) -> None:
     transport = cls(TransportConfig(token=Secret(TOKEN), headers={"X-A": "b"}, timeout=10))
-    request = Request(server.url + "/embed", json={"inputs": ["t"]})
+    request = Request(local.url + "/embed", json={"inputs": ["t"]})
 
     def call(t: Any) -> Any:
         return t.request(request) if cls is SyncTransport else asyncio.run(t.request(request))
@@ -120,9 +120,9 @@ def test_transports_copy_and_pickle_into_fresh_drivers(server: Any, cls: type, c
     call(transport)
     clone = pickle.loads(pickle.dumps(transport)) if copier is pickle else copy.deepcopy(transport)
     assert clone._client is None  # no pool copied
-    np.testing.assert_allclose(call(clone), expected(server, ["t"]), atol=1e-6)
-    assert _sent_token(server) == f"Bearer {TOKEN}"
-    assert server.counters.headers[-1]["x-a"] == "b"
+    np.testing.assert_allclose(call(clone), expected(local, ["t"]), atol=1e-6)
+    assert _sent_token(local) == f"Bearer {TOKEN}"
+    assert local.counters.headers[-1]["x-a"] == "b"
     clone.close()
     transport.close()
 

@@ -65,8 +65,8 @@ def _result(pid: int, read: int, limit: float = 30.0) -> Any:
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_client_works_in_a_forked_child(server: Any, mode: str) -> None:
-    client = EmbeddingsClient(model=EMBED_MODEL, router_url=server.url, max_retries=0)
+def test_client_works_in_a_forked_child(local: Any, mode: str) -> None:
+    client = EmbeddingsClient(model=EMBED_MODEL, router_url=local.url, max_retries=0)
     client.embed(["warm the pool and the I/O loop"])
 
     def child() -> list[list[float]]:
@@ -79,15 +79,15 @@ def test_client_works_in_a_forked_child(server: Any, mode: str) -> None:
     pid, read = _in_child(child)
     mine = [client.embed([f"parent {i}"]) for i in range(20)]  # while the child works
     got = np.asarray(_result(pid, read), dtype=np.float32)
-    np.testing.assert_allclose(got, expected(server, ["child one", "child two"]), atol=1e-6)
+    np.testing.assert_allclose(got, expected(local, ["child one", "child two"]), atol=1e-6)
     for i, vectors in enumerate(mine):
-        np.testing.assert_allclose(vectors, expected(server, [f"parent {i}"]), atol=1e-6)
+        np.testing.assert_allclose(vectors, expected(local, [f"parent {i}"]), atol=1e-6)
     assert client.embed(["after"]).shape[0] == 1  # the parent's pool still works
 
 
-def test_sync_transport_works_in_a_forked_child(server: Any) -> None:
+def test_sync_transport_works_in_a_forked_child(local: Any) -> None:
     transport = SyncTransport(TransportConfig(timeout=10))
-    url = server.url + "/embed"
+    url = local.url + "/embed"
     transport.request(Request(url, json={"inputs": ["warm"]}))
 
     def child() -> Any:
@@ -95,9 +95,9 @@ def test_sync_transport_works_in_a_forked_child(server: Any) -> None:
 
     pid, read = _in_child(child)
     mine = [transport.request(Request(url, json={"inputs": [f"p{i}"]})) for i in range(20)]
-    np.testing.assert_allclose(_result(pid, read), expected(server, ["child"]), atol=1e-6)
+    np.testing.assert_allclose(_result(pid, read), expected(local, ["child"]), atol=1e-6)
     for i, vectors in enumerate(mine):
-        np.testing.assert_allclose(vectors, expected(server, [f"p{i}"]), atol=1e-6)
+        np.testing.assert_allclose(vectors, expected(local, [f"p{i}"]), atol=1e-6)
 
 
 _SHARED: dict[str, EmbeddingsClient] = {}
@@ -107,8 +107,8 @@ def _embed_in_worker(text: str) -> list[float]:
     return _SHARED["client"].embed([text])[0].tolist()
 
 
-def test_client_works_in_multiprocessing_fork_workers(server: Any) -> None:
-    client = EmbeddingsClient(model=EMBED_MODEL, router_url=server.url, max_retries=0)
+def test_client_works_in_multiprocessing_fork_workers(local: Any) -> None:
+    client = EmbeddingsClient(model=EMBED_MODEL, router_url=local.url, max_retries=0)
     client.embed(["warm"])
     _SHARED["client"] = client
     texts = [f"text {i}" for i in range(6)]
@@ -116,5 +116,5 @@ def test_client_works_in_multiprocessing_fork_workers(server: Any) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         with multiprocessing.get_context("fork").Pool(2) as pool:
             got = pool.map_async(_embed_in_worker, texts).get(timeout=30)
-    np.testing.assert_allclose(np.asarray(got), expected(server, texts), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(got), expected(local, texts), atol=1e-6)
     assert client.embed(["after"]).shape[0] == 1

@@ -4,6 +4,8 @@ a redirect, take a non-answer for an answer, or leak a credential it echoes back
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import logging
 import time
 import traceback
@@ -127,13 +129,20 @@ def test_request_may_raise_the_automatic_cap_but_not_the_users(
 
 
 def test_embeddings_default_cap_is_sized_from_the_batch(raw_server: RawServer) -> None:
-    raw_server.route("/embed", endless())
+    declared = 40 * 1024 * 1024  # above the 32 MiB floor: refused before a byte is read
+    raw_server.route(
+        "/embed",
+        raw(head(200, {"Content-Length": str(declared), "Content-Type": "application/json"})),
+    )
     client = EmbeddingsClient(endpoint_url=raw_server.url + "/embed", max_retries=0)
     with pytest.raises(MalformedResponseError, match="cap of") as info:
         client.embed(["a", "b"])
     assert info.value.positions == (0, 1)
-    # 2 inputs: the automatic cap is the 32 MiB floor, not unbounded.
     assert str(32 * 1024 * 1024) in str(info.value)
+    # Twenty inputs in one batch may need more: the cap grows with the batch (4 MiB each).
+    config = client.config
+    assert config.response_cap(Request("http://h", max_response_bytes=20 * 4 * 2**20)) == 80 * 2**20
+    assert config.response_cap(Request("http://h")) == 32 * 2**20
 
 
 def test_error_bodies_are_cut_not_refused(raw_server: RawServer, drive: Any) -> None:
@@ -374,10 +383,13 @@ def _options(**kwargs: Any) -> Any:
 # --- more of what a hostile server can send ---
 
 
-def test_compressed_bomb_is_cut_at_the_cap(raw_server: RawServer, drive: Any) -> None:
-    import gzip
+@functools.lru_cache(maxsize=1)
+def _bomb() -> bytes:
+    return gzip.compress(b"[" + b"0" * 20_000_000, compresslevel=6)  # ~20 KB on the wire
 
-    bomb = gzip.compress(b"[" + b"0" * 50_000_000, compresslevel=9)  # ~50 KB on the wire
+
+def test_compressed_bomb_is_cut_at_the_cap(raw_server: RawServer, drive: Any) -> None:
+    bomb = _bomb()
     headers = {
         "Content-Type": "application/json",
         "Content-Encoding": "gzip",
@@ -402,4 +414,15 @@ def test_dripping_headers_end_at_the_deadline(raw_server: RawServer, mode: str) 
     start = time.monotonic()
     with pytest.raises(InferenceTimeoutError):
         _call(mode, client, ["a"])
+    assert time.monotonic() - start < BOUND
+
+
+def test_an_inner_call_keeps_the_outer_deadline(raw_server: RawServer) -> None:
+    raw_server.route("/embed", embeddings(delay=3.0))
+    url = raw_server.url + "/embed"
+    outer = EmbeddingsClient(endpoint_url=url, deadline=0.5)
+    inner = EmbeddingsClient(endpoint_url=url, timeout=None)  # no limit of its own
+    start = time.monotonic()
+    with pytest.raises(InferenceTimeoutError, match="deadline"):
+        outer.run(inner.aembed(["a"]))
     assert time.monotonic() - start < BOUND

@@ -36,19 +36,19 @@ def _loads(text: str, **kwargs: Any) -> HuggingFaceInferenceEmbeddings:
 
 
 def test_explicit_token_for_a_local_endpoint_never_becomes_the_ambient_one(
-    server: Any, monkeypatch: pytest.MonkeyPatch
+    local: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emb = HuggingFaceInferenceEmbeddings(endpoint_url=server.url + "/embed", token=TOKEN)
+    emb = HuggingFaceInferenceEmbeddings(endpoint_url=local.url + "/embed", token=TOKEN)
     text = dumps(emb)
     assert TOKEN not in text
     monkeypatch.setenv("HF_TOKEN", AMBIENT)
     back = _loads(text, secrets_from_env=True)
     back.embed_documents(["a"])
-    sent = server.counters.headers[-1].get("authorization", "")
+    sent = local.counters.headers[-1].get("authorization", "")
     assert AMBIENT not in sent  # the ambient token never goes to a third-party host
     monkeypatch.setenv("HFRAG_TOKEN", TOKEN)  # the id written for this target
     _loads(text, secrets_from_env=True).embed_documents(["b"])
-    assert server.counters.headers[-1]["authorization"] == f"Bearer {TOKEN}"
+    assert local.counters.headers[-1]["authorization"] == f"Bearer {TOKEN}"
 
 
 @pytest.mark.parametrize(
@@ -66,9 +66,9 @@ def test_token_secret_id_depends_on_the_target(kwargs: dict[str, Any], secret_id
     assert data["kwargs"]["token"]["id"] == [secret_id]
 
 
-def test_header_secrets_round_trip(server: Any) -> None:
+def test_header_secrets_round_trip(local: Any) -> None:
     emb = HuggingFaceInferenceEmbeddings(
-        endpoint_url=server.url + "/embed",
+        endpoint_url=local.url + "/embed",
         headers={"X-Api-Key": KEY, "X-Trace": "visible", "X-Auth.Part": KEY + "2"},
     )
     text = dumps(emb)
@@ -80,7 +80,7 @@ def test_header_secrets_round_trip(server: Any) -> None:
     )
     assert back.headers == emb.headers
     back.embed_documents(["a"])
-    sent = server.counters.headers[-1]
+    sent = local.counters.headers[-1]
     assert sent["x-api-key"] == KEY
     assert sent["x-auth.part"] == KEY + "2"
     assert sent["x-trace"] == "visible"

@@ -232,7 +232,8 @@ class TaskClient:
             try:
                 return await asyncio.wait_for(call, max(left, 0.0) + _GRACE)
             except asyncio.TimeoutError:
-                raise deadline_error(self.target.describe(), f"deadline={deadline:g} s") from None
+                detail = "" if deadline is None else f"deadline={deadline:g} s"
+                raise deadline_error(self.target.describe(), detail) from None
 
     @property
     def sync_transport(self) -> SyncTransport:

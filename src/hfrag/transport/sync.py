@@ -1,9 +1,11 @@
 """The blocking driver: one pooled ``httpx.Client``, ``time.sleep`` between retries.
 
 A body is read chunk by chunk with the clock checked between chunks, so a server that drips its
-answer cannot hold an attempt past its time (each socket read is itself bounded by the attempt's
-timeout). Task clients do not use this driver: their sync methods run the async one on hfrag's
-private loop, where every wait is bounded exactly.
+answer cannot hold an attempt much past its time (each socket read is itself bounded by the
+attempt's timeout). Limit: a server dripping its status line and headers is bounded only per
+read (and by httpcore's 100 KiB cap on a header section), since httpx gives no hook before the
+headers are complete. Task clients do not use this driver: their sync methods run the async one
+on hfrag's private loop, where every wait of an attempt is bounded exactly.
 """
 
 from __future__ import annotations
