@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 from typing_extensions import Self
@@ -25,6 +25,8 @@ class EmbeddingFields(InferenceFields):
     The client is built once at validation (which surfaces configuration errors at construction)
     and rebuilt on next use if a field was reassigned since.
     """
+
+    accepted_tasks: ClassVar[tuple[str, ...]] = ("feature-extraction",)
 
     batch_size: int = Field(
         default=_OPTIONS.batch_size,

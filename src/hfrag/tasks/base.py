@@ -6,7 +6,7 @@ A target is a Hub model id served by the router, or an endpoint URL used as give
 from __future__ import annotations
 
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -120,6 +120,8 @@ class TaskClient:
 
     def __init__(self, target: Target, config: TransportConfig) -> None:
         self.target = target
+        if config.target_kind is None:  # errors advise by target kind (transport/advice.py)
+            config = replace(config, target_kind="endpoint" if target.is_endpoint else "router")
         self.config = config
         self._sync: SyncTransport | None = None
         self._async: AsyncTransport | None = None

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from hfrag.errors import InferenceError
+from hfrag.transport.advice import advise
 from hfrag.transport.config import TransportConfig
 from hfrag.transport.request import Request
 from hfrag.transport.responses import decode_json, error_from_response
@@ -47,10 +48,24 @@ class DriverCore:
     def _wait_or_raise(
         self, request: Request, attempt: int, error: InferenceError, start: float
     ) -> float:
-        """Seconds to sleep before the next attempt; raises ``error`` when it is time to stop."""
-        wait = self.config.retry.next_wait(attempt, error, time.monotonic() - start, self._rng)
+        """Seconds to sleep before the next attempt; raises ``error`` when it is time to stop.
+
+        The error raised says what to do about it (see :func:`~hfrag.transport.advice.advise`).
+        """
+        elapsed = time.monotonic() - start
+        wait = self.config.retry.next_wait(attempt, error, elapsed, self._rng)
         if wait is None:
-            raise error
+            raise advise(
+                error,
+                method=request.method,
+                url=request.url,
+                body=request.json,
+                headers=self.config.headers_for(request),
+                explicit_token=self.config.token is not None,
+                target=self.config.target_kind,
+                attempts=attempt + 1,
+                elapsed=elapsed,
+            ) from error.__cause__
         logger.debug(
             "retrying %s %s: attempt %d of %d in %.2fs after %s",
             request.method,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Literal
 
 from hfrag._version import __version__
 from hfrag.transport.credentials import Secret, token_for
@@ -29,6 +30,8 @@ class TransportConfig:
         wait_for_model: send ``x-wait-for-model`` (hold the request while a model loads).
         use_cache: send ``x-use-cache`` (``False`` skips the server's response cache).
         max_connections: connection pool size.
+        target_kind: ``"router"`` or ``"endpoint"``: what the client calls, for the advice
+            errors give (None: guessed from the URL).
     """
 
     token: Secret | None = None
@@ -40,6 +43,7 @@ class TransportConfig:
     wait_for_model: bool | None = None
     use_cache: bool | None = None
     max_connections: int = 64
+    target_kind: Literal["router", "endpoint"] | None = None
 
     def headers_for(self, request: Request) -> dict[str, str]:
         """Every header of ``request``, credential included (the one place it is added)."""

@@ -6,7 +6,10 @@
   HTTP date), the ``ratelimit: ...;t=N`` header, or a 503 body's ``estimated_time``.
 - :func:`backoff` is exponential with jitter that only shortens the wait.
 - :class:`RetryPolicy` combines them with ``max_retries``, a cap on any single wait and an overall
-  deadline.
+  deadline. A refused connection (nothing listens at the address) is retried only while the
+  call is younger than ``refused_budget`` (3 s): long enough for a server that is restarting,
+  short enough that a wrong port fails at once. A host name that does not resolve is never
+  retried.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hfrag.errors import InferenceError
+from hfrag.errors import CONNECTION_REFUSED, InferenceError
+
+#: Seconds during which a refused connection is retried (see :class:`RetryPolicy`).
+REFUSED_BUDGET = 3.0
 
 _RATELIMIT_T = re.compile(r"(?:^|[;,\s])t\s*=\s*(\d+(?:\.\d+)?)")
 
@@ -96,6 +102,7 @@ class RetryPolicy:
         backoff_max: cap on the backoff wait.
         deadline: overall seconds for one call, retries and waits included (None: no limit
             beyond ``max_retries``).
+        refused_budget: seconds during which a refused connection is retried.
     """
 
     max_retries: int = 4
@@ -103,6 +110,7 @@ class RetryPolicy:
     backoff_base: float = 0.5
     backoff_max: float = 8.0
     deadline: float | None = None
+    refused_budget: float = REFUSED_BUDGET
 
     def __post_init__(self) -> None:
         from hfrag.errors import ConfigurationError
@@ -132,6 +140,8 @@ class RetryPolicy:
         )
         wait = min(max(wait, 0.0), self.max_wait)
         if self.deadline is not None and elapsed + wait >= self.deadline:
+            return None
+        if error.error_type == CONNECTION_REFUSED and elapsed + wait > self.refused_budget:
             return None
         return wait
 
