@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -79,7 +80,15 @@ class EmbeddingFields(InferenceFields):
         description="How to pool token-level output of models without a pooling head.",
     )
     show_progress: bool = Field(
-        default=_OPTIONS.show_progress, description="Show a tqdm progress bar for long jobs."
+        default=_OPTIONS.show_progress,
+        description=(
+            "Show a progress bar (tqdm.auto) for a job of more than one batch; one bar at a time."
+        ),
+    )
+    progress: Callable[[int, int], None] | None = Field(
+        default=_OPTIONS.progress,
+        exclude=True,
+        description="Called as progress(done, total) after every batch, for other UIs.",
     )
 
     _client: EmbeddingsClient | None = PrivateAttr(default=None)
@@ -115,6 +124,7 @@ class EmbeddingFields(InferenceFields):
                 document_instruction=self.document_instruction,
                 pooling=self.pooling,
                 show_progress=self.show_progress,
+                progress=self.progress,
             )
             stale, self._client = (
                 self._client,

@@ -18,7 +18,7 @@ import numpy as np
 from hfrag.errors import ConfigurationError, InputError
 from hfrag.tasks.base import Target, TaskClient, transport_config
 from hfrag.tasks.batching import run_batches
-from hfrag.tasks.progress import progress_bar
+from hfrag.tasks.progress import ProgressCallback, progress_bar
 from hfrag.tasks.vectors import Matrix, Pooling, to_matrix
 from hfrag.transport import Request, Secret
 
@@ -43,6 +43,8 @@ class EmbeddingOptions:
     document_instruction: str | None = None
     pooling: Pooling = "mean"
     show_progress: bool = False
+    #: ``progress(done, total)`` after every batch, for a UI other than tqdm.
+    progress: ProgressCallback | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -217,7 +219,10 @@ class EmbeddingsClient(TaskClient):
             out[0][start:stop] = rows
 
         bar = self.options.show_progress if show_progress is None else show_progress
-        with progress_bar(len(texts), bar, "embedding") as advance:
+        batches = -(-len(texts) // limit)
+        with progress_bar(
+            len(texts), bar, "embedding", batches=batches, callback=self.options.progress
+        ) as advance:
             await run_batches(
                 len(texts), limit, self.options.max_concurrency, send, collect, advance
             )
