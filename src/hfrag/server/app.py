@@ -38,6 +38,7 @@ from hfrag.server.inference import (
     json_response,
     state_of,
 )
+from hfrag.server.logs import access_log
 from hfrag.server.routes_router import model_route, pipeline_route
 from hfrag.server.routes_tei import (
     embed_route,
@@ -287,6 +288,13 @@ async def info(request: web.Request) -> web.Response:
     return json_response(tei_info(spec, state.config))
 
 
+async def list_models(request: web.Request) -> web.Response:
+    """``GET /v1/models``: every served model, in OpenAI's list shape."""
+    models = state_of(request).config.models
+    data = [{"id": m.name, "object": "model", "created": 0, "owned_by": "hfrag"} for m in models]
+    return json_response({"object": "list", "data": data})
+
+
 async def root(request: web.Request) -> web.StreamResponse:
     """``POST /``: TEI's and TGI's default route, chosen by the primary model's kind."""
     state = state_of(request)
@@ -305,7 +313,9 @@ def build_app(
     if state is None:
         state = ServerState(config or ServerConfig())
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
-    app = web.Application(middlewares=[pipeline], client_max_size=state.config.payload_limit)
+    app = web.Application(
+        middlewares=[access_log, pipeline], client_max_size=state.config.payload_limit
+    )
     app[STATE_KEY] = state
     r = app.router
     r.add_get("/health", health)
@@ -319,6 +329,7 @@ def build_app(
     r.add_post("/generate", generate_route)
     r.add_post("/generate_stream", generate_stream_route)
     r.add_post("/v1/chat/completions", chat_completions)
+    r.add_get("/v1/models", list_models)
     r.add_post("/hf-inference/models/{model_id:.+}/pipeline/{task}", pipeline_route)
     r.add_post("/hf-inference/models/{model_id:.+}", model_route)
     return app
