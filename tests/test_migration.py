@@ -113,3 +113,28 @@ def test_bad_arguments_are_hfrag_errors_and_value_errors(
 def test_the_alias_table_names_hfrag_fields_that_exist(adapter: Any) -> None:
     for name, (field, _source) in ALIASES.items():
         assert field in adapter.model_fields, (name, field)
+
+
+def test_two_names_for_one_credential_must_agree(adapter: Any) -> None:
+    with pytest.raises(ConfigurationError, match="`huggingfacehub_api_token` is `token`") as info:
+        adapter(model="a/b", token=KEY, huggingfacehub_api_token=KEY + "x")
+    assert KEY not in str(info.value)
+    assert adapter(model="a/b", token=KEY, huggingfacehub_api_token=KEY).token is not None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"model": "a/b", "repo_id": None},
+        {"model": "a/b", "model_kwargs": None},
+        {"model": "a/b", "model_kwargs": {}},
+        {"repo_id": "a/b", "model_name": ""},
+    ],
+)
+def test_empty_values_of_other_names_change_nothing(adapter: Any, kwargs: dict[str, Any]) -> None:
+    assert adapter(**kwargs).model == "a/b"
+
+
+def test_model_kwargs_disagreeing_with_the_argument_is_refused(adapter: Any) -> None:
+    with pytest.raises(ConfigurationError, match="normalize is given both"):
+        adapter(model="a/b", normalize=True, model_kwargs={"normalize": False})

@@ -145,6 +145,14 @@ def run_block(block: Block, source: str) -> None:
         exec(compile(source, filename, "exec"), namespace)
 
 
+def skip_reason(block: Block) -> str | None:
+    """The reason a block gives for not running (its first line ``# not run: <reason>``)."""
+    first = block.source.lstrip().splitlines()[0] if block.source.strip() else ""
+    if first.startswith(SKIP_MARK):
+        return first[len(SKIP_MARK) :].strip() or "marked not run"
+    return None
+
+
 BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
 
 
@@ -180,9 +188,9 @@ def reset_frameworks() -> Iterator[None]:
 def test_readme_block_runs(
     block: Block, servers: dict[str, ServerHandle], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = block.source.lstrip().splitlines()[0] if block.source.strip() else ""
-    if first.startswith(SKIP_MARK):
-        pytest.skip(first[len(SKIP_MARK) :].strip() or "marked not run")
+    reason = skip_reason(block)
+    if reason is not None:
+        pytest.skip(reason)
     monkeypatch.setenv("HFRAG_ROUTER_URL", servers["router"].url)
     run_block(block, rewrite(block.source, servers))
 
@@ -197,3 +205,10 @@ def test_an_undefined_name_fails() -> None:
     block = Block("x", 1, 1, "vectors = client.embed(texts)\n")
     with pytest.raises(NameError):
         run_block(block, block.source)
+
+
+def test_a_not_run_block_is_skipped_with_its_reason() -> None:
+    assert skip_reason(Block("x", 1, 1, "# not run: needs a GPU\nraise SystemExit(1)\n")) == (
+        "needs a GPU"
+    )
+    assert skip_reason(Block("x", 1, 1, "x = 1\n# not run: later lines do not count\n")) is None

@@ -96,10 +96,10 @@ def _check_task(data: dict[str, Any], tasks: Collection[str]) -> None:
     task = data.pop("task")
     if task is None or task in tasks:
         return
-    does = " or ".join(repr(t) for t in tasks) if tasks else "the task of its class"
+    does = f"this class does {' or '.join(repr(t) for t in tasks)}; " if tasks else ""
     raise ConfigurationError(
-        f"task={task!r} does not apply: this class does {does}; hfrag picks the task from the "
-        "class (embeddings, reranking, generation or chat), so drop task="
+        f"task={task!r} does not apply: {does}hfrag picks the task from the class (embeddings, "
+        "reranking, generation or chat), so drop task="
     )
 
 
@@ -126,6 +126,8 @@ def migrate(data: Any, own_fields: Collection[str], tasks: Collection[str] = ())
         if name not in data or name in own_fields:
             continue
         value = data.pop(name)
+        if value is None or value == "":
+            continue  # an unset value of the other name says nothing
         if field in data and data[field] is not None and data[field] != value:
             raise ConfigurationError(
                 f"`{name}` is `{field}` in hfrag (from {source}); give one of them, not both"
