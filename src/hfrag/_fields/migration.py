@@ -13,7 +13,7 @@ Two jobs, both for :class:`~hfrag._fields.connection.InferenceFields` and so for
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -163,13 +163,3 @@ def configuration_error(exc: ValidationError, title: str, known: Collection[str]
         return found
     problems = "; ".join(_describe(e, known) for e in errors)
     return ConfigurationError(f"invalid settings for {title}: {problems}")
-
-
-def reraise_as_configuration_error(
-    build: Callable[[], None], title: str, known: Collection[str]
-) -> None:
-    """Run ``build`` (a pydantic ``__init__``), turning a ``ValidationError`` into hfrag's."""
-    try:
-        build()
-    except ValidationError as exc:
-        raise configuration_error(exc, title, known) from None

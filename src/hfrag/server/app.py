@@ -313,9 +313,8 @@ def build_app(
     if state is None:
         state = ServerState(config or ServerConfig())
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
-    app = web.Application(
-        middlewares=[access_log, pipeline], client_max_size=state.config.payload_limit
-    )
+    app = web.Application(middlewares=[pipeline], client_max_size=state.config.payload_limit)
+    app.middlewares.insert(0, access_log)  # outermost: logs the latency the client saw
     app[STATE_KEY] = state
     r = app.router
     r.add_get("/health", health)
