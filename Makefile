@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test demo lint typecheck serve bench clean
+.PHONY: test demo lint typecheck serve bench dist clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,5 +28,11 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[all,dev,bench]"
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
+# The sdist and wheel in dist/ (python -m build), checked with twine.
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

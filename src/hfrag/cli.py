@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -21,6 +22,21 @@ from hfrag._version import __version__
 __all__ = ["build_parser", "main"]
 
 KINDS = ("embed", "rerank", "generate")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default once: not when the help already says it, nor for None or a flag."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        if (
+            "default" in help_text.lower()
+            or action.default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return help_text
+        return super()._get_help_string(action)
 
 
 def _probability(text: str) -> float:
@@ -61,7 +77,7 @@ def _add_serve(sub: Any) -> None:
             "TGI (/generate, /generate_stream, /v1/chat/completions) over deterministic hashing "
             "models, with optional fault injection. Prints one line with the URL when ready."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     net = serve.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -71,6 +87,13 @@ def _add_serve(sub: Any) -> None:
         default=None,
         help="require 'Authorization: Bearer KEY' on every route but /health; "
         "$HFRAG_SERVER_API_KEY is used when not given (no key when neither is set)",
+    )
+    net.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="'info' logs one line per request (method, path, status, items, latency); "
+        "'warning' only problems",
     )
     net.add_argument(
         "--payload-limit",
@@ -206,7 +229,7 @@ def _add_demo(sub: Any) -> None:
             "questions: offline on hfrag's local server, or on the Hugging Face router when "
             "HF_TOKEN is set."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     demo.add_argument(
         "--local", action="store_true", help="use the local server even with HF_TOKEN"
@@ -262,8 +285,21 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         payload_limit=args.payload_limit,
     )
     if args.primary:
+        if config.model(args.primary) is None:
+            raise ValueError(
+                f"unknown --primary {args.primary!r}; this server's models: "
+                + ", ".join(m.name for m in config.models)
+            )
         config = config.with_primary(args.primary)
     return config
+
+
+def describe_models(config: Any) -> str:
+    """``models: name (kind, primary), name (kind), ...`` for the start-up lines."""
+    shown = [
+        f"{m.name} ({m.kind}{', primary' if i == 0 else ''})" for i, m in enumerate(config.models)
+    ]
+    return "models: " + ", ".join(shown)
 
 
 def _with_length(spec: Any, length: int) -> Any:
@@ -287,6 +323,7 @@ async def _serve(config: Any, host: str, port: int) -> None:
         f"hfrag server ready on http://{shown}:{bound} (primary model: {config.primary.name})",
         flush=True,
     )
+    print(describe_models(config), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -309,6 +346,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"hfrag serve: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         asyncio.run(_serve(config, args.host, args.port))
     except KeyboardInterrupt:

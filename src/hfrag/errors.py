@@ -35,6 +35,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+#: ``error_type`` of a connection error whose host name did not resolve (never retried).
+NAME_NOT_RESOLVED = "name_not_resolved"
+#: ``error_type`` of a refused connection (retried only within ``RetryPolicy.refused_budget``).
+CONNECTION_REFUSED = "connection_refused"
+
 # How servers say "too many inputs in one request" (docs/PROTOCOL.md, section 4). Each pattern's
 # group, when it has one, is the server's limit.
 _BATCH_LIMITS = (
@@ -94,6 +99,10 @@ class InferenceError(HfragError):
         url: the request URL.
         retry_after: seconds the server asked us to wait, when it said.
         positions: input positions of a batch job that were not processed because of this error.
+        attempts: how many attempts hfrag made before giving up (None: not recorded).
+        elapsed: seconds from the first attempt until hfrag gave up (None: not recorded).
+        advice: what to do about this very error, when the transport knows more than the
+            class's ``hint`` (the target kind, whether a credential was sent); replaces it.
     """
 
     #: What the user can do about this class of error; subclasses override it.
@@ -111,6 +120,9 @@ class InferenceError(HfragError):
         retry_after: float | None = None,
         positions: Sequence[int] | None = None,
         body: Any = None,
+        attempts: int | None = None,
+        elapsed: float | None = None,
+        advice: str | None = None,
     ) -> None:
         self.message = message
         self.status = status
@@ -120,6 +132,9 @@ class InferenceError(HfragError):
         self.positions: tuple[int, ...] | None = None if positions is None else tuple(positions)
         #: The decoded error body (JSON value or text), for callers that need more than message.
         self.body = body
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.advice = advice
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -130,14 +145,23 @@ class InferenceError(HfragError):
         text = " ".join(parts) + f": {self.message}"
         if self.positions is not None:
             text += f" [inputs not processed: {_ranges(self.positions)}]"
-        if self.hint:
-            text += f". {self.hint}"
+        if self.attempts is not None and self.elapsed is not None:
+            tries = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
+            text += f" (hfrag gave up after {tries} in {self.elapsed:.1f} s)"
+        advice = self.advice if self.advice is not None else self.hint
+        if advice:
+            text += f". {advice}"
         return text
 
     def with_positions(self, positions: Sequence[int]) -> InferenceError:
         """A copy of this error, of the same class, naming the input positions it cost."""
+        return self.replaced(positions=tuple(positions))
+
+    def replaced(self, **changes: Any) -> InferenceError:
+        """A copy of this error, of the same class, with some attributes changed."""
         clone = copy.copy(self)
-        clone.positions = tuple(positions)
+        for name, value in changes.items():
+            setattr(clone, name, value)
         clone.args = (clone._render(),)
         return clone
 
@@ -149,6 +173,9 @@ class InferenceError(HfragError):
             "retry_after": self.retry_after,
             "positions": self.positions,
             "body": self.body,
+            "attempts": self.attempts,
+            "elapsed": self.elapsed,
+            "advice": self.advice,
         }
         return (_rebuild, (type(self), self.message, kwargs))
 
@@ -174,10 +201,7 @@ def _ranges(positions: Sequence[int]) -> str:
 class AuthenticationError(InferenceError):
     """401 or 403: the token is missing, wrong, or lacks the needed permission."""
 
-    hint = (
-        "Check the token: pass token=... (or set HF_TOKEN for Hugging Face hosts); a fine-grained "
-        "token needs the 'Make calls to Inference Providers' permission"
-    )
+    hint = "Check the credential: pass token=... (or set HF_TOKEN for Hugging Face hosts)"
 
 
 class PaymentRequiredError(InferenceError):
@@ -250,10 +274,20 @@ class InferenceTimeoutError(InferenceError):
 
 
 class InferenceConnectionError(InferenceError):
-    """The connection failed: refused, reset, dropped mid-response, or a truncated body."""
+    """The connection failed: refused, reset, dropped mid-response, or a truncated body.
+
+    ``error_type`` is ``"name_not_resolved"`` when the host name does not resolve (DNS; never
+    retried) and ``"connection_refused"`` when nothing listens at the address (retried only for
+    a few seconds, see ``RetryPolicy.refused_budget``).
+    """
 
     hint = "Check that the server is running and the URL is right"
     retryable = True
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        # A name that does not resolve now will not resolve a second later.
+        self.retryable = self.error_type != NAME_NOT_RESOLVED
 
 
 class RedirectError(InferenceError):
@@ -276,6 +310,8 @@ class MalformedResponseError(InferenceError):
 
 
 __all__ = [
+    "CONNECTION_REFUSED",
+    "NAME_NOT_RESOLVED",
     "AuthenticationError",
     "BackendError",
     "BatchTooLargeError",

@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 from langchain_core.load import dumpd, dumps
-from pydantic import ValidationError
 
-from hfrag.errors import AuthenticationError
+from hfrag.errors import AuthenticationError, ConfigurationError
 from hfrag.langchain import HuggingFaceInferenceEmbeddings
 from hfrag.server.testing import CannedResponse, ServerHandle
 from hfrag.tasks import EmbeddingOptions, EmbeddingsClient
@@ -142,7 +141,7 @@ def test_defaults_are_the_task_clients() -> None:
     ],
 )
 def test_invalid_settings_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValidationError, match=message) as info:
+    with pytest.raises(ConfigurationError, match=message) as info:
         HuggingFaceInferenceEmbeddings(**kwargs, token=PLANTED)
     assert isinstance(info.value, ValueError)
     assert PLANTED not in str(info.value)
@@ -184,7 +183,7 @@ def test_token_never_shows(
     srv.script(None, CannedResponse(401, {"error": f"bad token {PLANTED[:6]}..."}))
     with pytest.raises(AuthenticationError) as info:
         emb.embed_documents(TEXTS)
-    with pytest.raises(ValidationError) as invalid:
+    with pytest.raises(ConfigurationError) as invalid:
         HuggingFaceInferenceEmbeddings(token=PLANTED, api_key=PLANTED, headers={"a": PLANTED})
 
     shown = {

@@ -15,9 +15,8 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.storage.kvstore import SimpleKVStore
-from pydantic import ValidationError
 
-from hfrag.errors import AuthenticationError
+from hfrag.errors import AuthenticationError, ConfigurationError
 from hfrag.llama_index import HuggingFaceInferenceEmbedding
 from hfrag.server.testing import CannedResponse, ServerHandle
 from tests.adapters import EMBED_MODEL, PLANTED, expected, target_kwargs
@@ -146,10 +145,10 @@ def test_batch_size_and_embed_batch_size_are_one_setting(srv: ServerHandle) -> N
     assert emb.batch_size == 3
     emb.get_text_embedding_batch(TEXTS * 3)
     assert srv.counters.batch_sizes == [3, 3, 3]
-    with pytest.raises(ValidationError, match="same setting"):
+    with pytest.raises(ConfigurationError, match="same setting"):
         embedding("router", srv.url, batch_size=5, embed_batch_size=6)
     assert embedding("router", srv.url, batch_size=5, embed_batch_size=5).batch_size == 5
-    with pytest.raises(ValidationError, match="embed_batch_size"):
+    with pytest.raises(ConfigurationError, match="embed_batch_size"):
         embedding("router", srv.url, embed_batch_size=0)
 
 
@@ -183,7 +182,7 @@ def test_names() -> None:
     ],
 )
 def test_invalid_settings_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValidationError, match=message) as info:
+    with pytest.raises(ConfigurationError, match=message) as info:
         HuggingFaceInferenceEmbedding(**kwargs, token=PLANTED)
     assert PLANTED not in str(info.value)
 

@@ -32,6 +32,7 @@ from hfrag.errors import (
 from hfrag.llama_index import HuggingFaceInferenceLLM
 from hfrag.server.faults import FaultConfig
 from hfrag.server.testing import CannedResponse, ServerHandle
+from hfrag.transport import Secret
 from tests.adapters import PLANTED
 from tests.llama_index.conftest import llm_kwargs
 from tests.llm import ANSWER, LLAMA, PROMPT
@@ -416,8 +417,10 @@ def test_token_never_shows_and_reaches_only_its_target(gsrv: ServerHandle) -> No
 
 
 def test_copies_and_pickles_work_with_their_own_connections(gsrv: ServerHandle) -> None:
-    llm = make("chat", gsrv.url, token=PLANTED, temperature=0.3)
+    # A token given as a Secret is the one a pickle may carry (a plain string stays behind).
+    llm = make("chat", gsrv.url, token=Secret(PLANTED), temperature=0.3)
     assert llm.complete(PROMPT).text == ANSWER  # the original now holds live connections
+    assert PLANTED.encode() not in pickle.dumps(make("chat", gsrv.url, token=PLANTED))
     for clone in (copy.deepcopy(llm), pickle.loads(pickle.dumps(llm)), llm.model_copy()):
         assert clone.complete(PROMPT).text == ANSWER
         assert clone.temperature == 0.3

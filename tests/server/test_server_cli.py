@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -75,6 +76,21 @@ def test_bad_arguments(capsys):
         main(["serve", "--fault-500", "2"])
     assert "not a probability" in capsys.readouterr().err
     assert main(["serve", "--primary", "org/unknown"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown --primary 'org/unknown'; this server's models: hfrag/hash-embed," in err
+    assert "hfrag/extractive-gen" in err
+
+
+def test_help_shows_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    options = re.split(r"\n  (?=-)", out.split("options:", 1)[1])
+    for option in options:
+        assert option.lower().count("default") <= 1, option
+    assert "(default: 8080)" in out
+    assert "(default: info)" in out
+    assert "(default: None)" not in out
 
 
 def test_serve_subprocess_answers_and_stops(tmp_path):
@@ -91,6 +107,8 @@ def test_serve_subprocess_answers_and_stops(tmp_path):
         "4",
         "--embed-dim",
         "32",
+        "--log-level",
+        "info",
         "--model",
         "acme/embedder=embed",
         "--model",
@@ -118,11 +136,18 @@ def test_serve_subprocess_answers_and_stops(tmp_path):
             httpx.post(f"{url}/embed", json={"inputs": ["a"] * 5}, headers=auth).status_code == 413
         )
         assert httpx.get(f"{url}/info", headers=auth).json()["model_id"] == "acme/embedder"
+        listed = httpx.get(f"{url}/v1/models", headers=auth).json()
+        assert [m["id"] for m in listed["data"]] == ["acme/embedder", "acme/gen"]
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
-    assert (
-        out.strip()
-        == f"hfrag server ready on http://127.0.0.1:{port} (primary model: acme/embedder)"
-    )
+    assert out.splitlines() == [
+        f"hfrag server ready on http://127.0.0.1:{port} (primary model: acme/embedder)",
+        "models: acme/embedder (embed, primary), acme/gen (generate)",
+    ]
+    assert re.search(r"INFO hfrag\.server: POST /embed 200 items=2 \d+\.\dms", err), err
+    assert re.search(r"POST /embed 401 items=1 ", err), err
+    assert re.search(r"POST /embed 413 items=5 ", err), err
+    assert re.search(r"GET /v1/models 200 items=- ", err), err
+    assert "Bearer k" not in err

@@ -148,3 +148,33 @@ def test_model_id_with_slash_is_read_whole(make_server):
     assert r.status_code == 200
     assert len(r.json()) == 8
     assert math.isclose(float(np.linalg.norm(r.json())), 1.0, rel_tol=1e-6)
+
+
+def test_v1_models_lists_every_served_model_in_openai_shape(make_server) -> None:
+    import httpx
+
+    from hfrag.server import ServerConfig
+
+    srv = make_server(ServerConfig.default(api_key="k"))
+    assert httpx.get(f"{srv.url}/v1/models").status_code == 401
+    body = httpx.get(f"{srv.url}/v1/models", headers={"Authorization": "Bearer k"}).json()
+    assert body["object"] == "list"
+    assert [m["id"] for m in body["data"]] == [m.name for m in srv.config.models]
+    assert all(m["object"] == "model" and m["owned_by"] == "hfrag" for m in body["data"])
+
+
+def test_access_log_counts_items(make_server, caplog) -> None:
+    import logging
+
+    import httpx
+
+    caplog.set_level(logging.INFO, logger="hfrag.server")
+    srv = make_server()
+    httpx.post(f"{srv.url}/rerank", json={"query": "q", "texts": ["a", "b", "c"]})
+    httpx.post(f"{srv.url}/embed", json={"inputs": "one"})
+    httpx.get(f"{srv.url}/health")
+    lines = [r.getMessage() for r in caplog.records if r.name == "hfrag.server"]
+    assert lines[0].startswith("POST /rerank 200 items=3 ")
+    assert lines[1].startswith("POST /embed 200 items=1 ")
+    assert lines[2].startswith("GET /health 200 items=- ")
+    assert all(line.endswith("ms") for line in lines)

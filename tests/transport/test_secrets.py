@@ -191,4 +191,8 @@ def test_retry_logs_hide_credentials_in_the_url(
     assert hfrag_records
     for record in hfrag_records:
         assert TOKEN not in record.getMessage()
+    # The client's retry log names the URL, redacted (the server's access log logs the path only).
+    retries = [r for r in hfrag_records if r.name == "hfrag.transport"]
+    assert retries
+    for record in retries:
         assert f"{server.url}/embed?api_key=***" in record.getMessage()

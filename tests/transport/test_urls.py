@@ -87,7 +87,7 @@ def test_router_argument_wins_over_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_invalid_router_env_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ROUTER_ENV, "router.huggingface.co")
-    with pytest.raises(ConfigurationError, match="router_url"):
+    with pytest.raises(ConfigurationError, match="the environment variable HFRAG_ROUTER_URL"):
         router_base()
 
 

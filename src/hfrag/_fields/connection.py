@@ -3,8 +3,10 @@
 :class:`InferenceFields` holds where and how to connect (target, credential, timeouts, retries,
 headers). Defaults and range rules are not repeated here: defaults are read from the task
 client, and the values are checked by the task client when it is built, at construction, so a bad
-combination fails there with hfrag's own message (wrapped in pydantic's ``ValidationError``,
-itself a ``ValueError``).
+combination fails there with hfrag's own message. Every bad argument raises
+:class:`~hfrag.errors.ConfigurationError` (an ``HfragError`` and a ``ValueError``), never
+pydantic's ``ValidationError``; names users bring from langchain-huggingface and LlamaIndex are
+accepted or refused by :mod:`~hfrag._fields.migration`.
 
 Credentials: ``token`` (alias ``api_key``) is explicit only. The ambient ``HF_TOKEN`` is resolved
 per URL by the transport, which sends it to Hugging Face hosts only; it is never read into a
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -32,10 +34,13 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationError,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
+from hfrag._fields.migration import configuration_error, migrate
 from hfrag.tasks import TaskClient, transport_config
 from hfrag.transport import Secret
 from hfrag.transport.redaction import sensitive_headers, url_secrets
@@ -84,6 +89,18 @@ class PortableToken(SecretStr):
     """
 
 
+def _accepted_names(cls: type[BaseModel]) -> set[str]:
+    """Every name a class takes as an argument: its fields and their aliases."""
+    names = set(cls.model_fields)
+    for field in cls.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(c for c in alias.choices if isinstance(c, str))
+        elif isinstance(alias, str):
+            names.add(alias)
+    return names
+
+
 class InferenceFields(BaseModel):
     """Where to send requests and how: the connection settings every hfrag adapter has."""
 
@@ -91,6 +108,23 @@ class InferenceFields(BaseModel):
     # out of pickles and copies and rebuilt on first use (see ``_cached_client``).
     _client: Any = PrivateAttr(default=None)
     _client_key: tuple[Any, ...] | None = PrivateAttr(default=None)
+
+    #: ``task=`` values (langchain-huggingface) that name this class's own task; others are refused.
+    accepted_tasks: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            # pydantic's error is not an HfragError: say the same in hfrag's terms, no input values.
+            raise configuration_error(
+                exc, type(self).__name__, _accepted_names(type(self))
+            ) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate_names(cls, data: Any) -> Any:
+        return migrate(data, _accepted_names(cls), cls.accepted_tasks)
 
     model: str | None = Field(
         default=None,

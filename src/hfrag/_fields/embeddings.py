@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 from typing_extensions import Self
@@ -25,6 +26,8 @@ class EmbeddingFields(InferenceFields):
     The client is built once at validation (which surfaces configuration errors at construction)
     and rebuilt on next use if a field was reassigned since.
     """
+
+    accepted_tasks: ClassVar[tuple[str, ...]] = ("feature-extraction",)
 
     batch_size: int = Field(
         default=_OPTIONS.batch_size,
@@ -77,7 +80,15 @@ class EmbeddingFields(InferenceFields):
         description="How to pool token-level output of models without a pooling head.",
     )
     show_progress: bool = Field(
-        default=_OPTIONS.show_progress, description="Show a tqdm progress bar for long jobs."
+        default=_OPTIONS.show_progress,
+        description=(
+            "Show a progress bar (tqdm.auto) for a job of more than one batch; one bar at a time."
+        ),
+    )
+    progress: Callable[[int, int], None] | None = Field(
+        default=_OPTIONS.progress,
+        exclude=True,
+        description="Called as progress(done, total) after every batch, for other UIs.",
     )
     provider: str | None = Field(
         default=_OPTIONS.provider,
@@ -145,5 +156,6 @@ class EmbeddingFields(InferenceFields):
             protocol=self.protocol,
             encoding_format=self.encoding_format,
             hub_url=self.hub_url,
+            progress=self.progress,
         )
         return EmbeddingsClient(**self._connection(), options=options)

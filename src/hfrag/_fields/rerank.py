@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 from typing_extensions import Self
@@ -28,6 +28,8 @@ class RerankFields(InferenceFields):
     The client is built once at validation (which surfaces configuration errors at construction)
     and rebuilt on next use if a field was reassigned since.
     """
+
+    accepted_tasks: ClassVar[tuple[str, ...]] = ("text-classification", "text-ranking")
 
     protocol: Literal["auto", "hf-inference", "tei", "cohere"] = Field(
         default=_OPTIONS.protocol,

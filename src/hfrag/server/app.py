@@ -38,6 +38,7 @@ from hfrag.server.inference import (
     json_response,
     state_of,
 )
+from hfrag.server.logs import access_log
 from hfrag.server.routes_cohere import cohere_rerank_route
 from hfrag.server.routes_hub import model_info
 from hfrag.server.routes_openai import (
@@ -319,6 +320,7 @@ def build_app(
         state = ServerState(config or ServerConfig())
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     app = web.Application(middlewares=[pipeline], client_max_size=state.config.payload_limit)
+    app.middlewares.insert(0, access_log)  # outermost: logs the latency the client saw
     app[STATE_KEY] = state
     r = app.router
     r.add_get("/health", health)

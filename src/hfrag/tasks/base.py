@@ -16,7 +16,7 @@ import copy
 import logging
 import os
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, TypedDict, TypeVar
 
 from hfrag.errors import ConfigurationError, InferenceError
@@ -189,6 +189,8 @@ class TaskClient:
 
     def __init__(self, target: Target, config: TransportConfig) -> None:
         self.target = target
+        if config.target_kind is None:  # errors advise by target kind (transport/advice.py)
+            config = replace(config, target_kind="endpoint" if target.is_endpoint else "router")
         self.config = config
         self._sync: SyncTransport | None = None
         self._async: AsyncTransport | None = None

@@ -34,7 +34,7 @@ from hfrag.tasks.embedding_wire import (
     static_form,
 )
 from hfrag.tasks.inputs import check_text, check_texts
-from hfrag.tasks.progress import progress_bar
+from hfrag.tasks.progress import ProgressCallback, progress_bar
 from hfrag.tasks.providers import ProviderMapping, check_provider
 from hfrag.tasks.vectors import Matrix, Pooling
 from hfrag.transport import Request
@@ -80,6 +80,8 @@ class EmbeddingOptions:
     protocol: Protocol = "auto"
     encoding_format: EncodingFormat = "base64"
     hub_url: str | None = None
+    #: ``progress(done, total)`` after every batch, for a UI other than tqdm.
+    progress: ProgressCallback | None = None
 
     def __post_init__(self) -> None:
         check_int("batch_size", self.batch_size, minimum=1)
@@ -264,7 +266,10 @@ class EmbeddingsClient(TaskClient):
             out[0][start:stop] = rows
 
         bar = self.options.show_progress if show_progress is None else show_progress
-        with progress_bar(len(texts), bar, "embedding") as advance:
+        batches = -(-len(texts) // limit)
+        with progress_bar(
+            len(texts), bar, "embedding", batches=batches, callback=self.options.progress
+        ) as advance:
             await run_batches(
                 len(texts), limit, self.options.max_concurrency, send, collect, advance
             )

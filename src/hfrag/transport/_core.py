@@ -28,6 +28,7 @@ import httpx
 
 from hfrag.errors import InferenceError, MalformedResponseError, RedirectError
 from hfrag.transport import redaction
+from hfrag.transport.advice import advise
 from hfrag.transport.config import DEFAULT_MAX_EVENT_BYTES, TransportConfig
 from hfrag.transport.deadline import call_end, deadline_error, earliest, remaining
 from hfrag.transport.request import Request
@@ -131,13 +132,34 @@ class DriverCore:
         )
 
     def _wait_or_raise(
-        self, request: Request, attempt: int, error: InferenceError, end: float | None
+        self,
+        request: Request,
+        attempt: int,
+        error: InferenceError,
+        end: float | None,
+        start: float,
     ) -> float:
-        """Seconds to sleep before the next attempt; raises ``error`` when it is time to stop."""
+        """Seconds to sleep before the next attempt; raises ``error`` when it is time to stop.
+
+        The error raised says what to do about it (see :func:`~hfrag.transport.advice.advise`).
+        """
         policy = self.config.retry
-        wait = policy.wait_within(attempt, error, None, self._rng, request.max_retries)
+        elapsed = time.monotonic() - start
+        wait = policy.wait_within(
+            attempt, error, None, self._rng, request.max_retries, elapsed=elapsed
+        )
         if wait is None:
-            raise error
+            raise advise(
+                error,
+                method=request.method,
+                url=request.url,
+                body=request.json,
+                headers=self.config.headers_for(request),
+                explicit_token=self.config.token is not None,
+                target=self.config.target_kind,
+                attempts=attempt + 1,
+                elapsed=elapsed,
+            ) from error.__cause__
         left = remaining(end)
         if left is not None and wait >= left:
             # Waking up after the deadline would only fail later: the deadline ends the call now.

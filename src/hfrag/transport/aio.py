@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
@@ -86,12 +87,13 @@ class AsyncTransport(DriverCore):
             raise self._scrubbed(error, request) from None
 
     async def _request(self, request: Request) -> Any:
+        start = time.monotonic()
         end = self._call_end()
         for attempt in itertools.count():
             try:
                 return await self._send(request, end)
             except InferenceError as error:
-                wait = self._wait_or_raise(request, attempt, error, end)
+                wait = self._wait_or_raise(request, attempt, error, end, start)
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -142,12 +144,13 @@ class AsyncTransport(DriverCore):
             await run_async(events.aclose())
 
     async def _stream(self, request: Request, end: float | None) -> AsyncGenerator[Any, None]:
+        start = time.monotonic()
         for attempt in itertools.count():
             try:
                 response = await self._open(request, end)
                 break
             except InferenceError as error:
-                wait = self._wait_or_raise(request, attempt, error, end)
+                wait = self._wait_or_raise(request, attempt, error, end, start)
             await asyncio.sleep(wait)
         try:
             if not is_event_stream(response.headers):

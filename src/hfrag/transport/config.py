@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from hfrag._checks import check_bool, check_header_value, check_headers, check_int, check_number
 from hfrag._version import __version__
@@ -46,6 +46,8 @@ class TransportConfig:
             ``MalformedResponseError`` without reading further. None: automatic (32 MiB, or more
             when the task expects a bigger answer, e.g. a large embedding batch).
         max_event_bytes: cap on one event of a stream.
+        target_kind: ``"router"`` or ``"endpoint"``: what the client calls, for the advice
+            errors give (None: guessed from the URL).
     """
 
     token: Secret | None = None
@@ -57,6 +59,7 @@ class TransportConfig:
     wait_for_model: bool | None = None
     use_cache: bool | None = None
     max_connections: int = 64
+    target_kind: Literal["router", "endpoint"] | None = None
     max_response_bytes: int | None = None
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 

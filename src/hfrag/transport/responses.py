@@ -10,12 +10,15 @@ from __future__ import annotations
 import html
 import json
 import re
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
 from hfrag.errors import (
+    CONNECTION_REFUSED,
+    NAME_NOT_RESOLVED,
     AuthenticationError,
     BackendError,
     BatchTooLargeError,
@@ -36,6 +39,9 @@ from hfrag.transport.urls import redact_url
 
 # A 413 about one input's length is not a batch problem: splitting the batch cannot fix it.
 _TOO_LONG = re.compile(r"\btokens?\b|too long", re.IGNORECASE)
+# Nor is one about a prompt name the model does not define (TEI: "`default-prompt-name` is set
+# to `x` but it was not found in the Sentence Transformers prompts. Available prompts: [...]").
+PROMPT_PROBLEM = re.compile(r"prompt.{0,80}(not (?:be )?found|no prompts|unknown|invalid)", re.I)
 _TAGS = re.compile(r"<[^>]+>")
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _MAX_MESSAGE = 500
@@ -46,6 +52,7 @@ _STATUS_CLASSES: dict[int, type[InferenceError]] = {
     402: PaymentRequiredError,
     403: AuthenticationError,
     404: NotFoundError,
+    405: NotFoundError,
     408: InferenceTimeoutError,
     410: NotFoundError,
     413: BatchTooLargeError,
@@ -117,7 +124,7 @@ def error_class(status: int, message: str, error_type: str | None) -> type[Infer
     """The exception class for a status code and the server's message."""
     if status in (413, 422, 400) and says_batch_too_large(message):
         return BatchTooLargeError
-    if status == 413 and _TOO_LONG.search(message):
+    if status in (413, 422) and (_TOO_LONG.search(message) or PROMPT_PROBLEM.search(message)):
         return InvalidRequestError
     cls = _STATUS_CLASSES.get(status)
     if cls is not None:
@@ -155,13 +162,48 @@ def stream_error(payload: Any, url: str | None) -> InferenceError:
     )
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from (httpx -> httpcore -> the OS error)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+_DNS_WORDS = re.compile(
+    r"name or service not known|nodename nor servname|name resolution|getaddrinfo|"
+    r"no address associated",
+    re.IGNORECASE,
+)
+
+
+def connection_failure(exc: BaseException) -> str | None:
+    """``NAME_NOT_RESOLVED``, ``CONNECTION_REFUSED`` or None for another connection failure."""
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror) or _DNS_WORDS.search(str(cause)):
+            return NAME_NOT_RESOLVED
+        if isinstance(cause, ConnectionRefusedError) or "connection refused" in str(cause).lower():
+            return CONNECTION_REFUSED
+    return None
+
+
 def error_from_exception(exc: Exception, url: str) -> InferenceError:
     """Map an httpx failure (no usable response) to the hfrag error tree."""
     safe_url = redact_url(url)
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         return InferenceTimeoutError(f"request timed out ({detail})", url=safe_url)
-    return InferenceConnectionError(f"connection failed ({detail})", url=safe_url)
+    failure = connection_failure(exc) if isinstance(exc, httpx.ConnectError) else None
+    if failure == NAME_NOT_RESOLVED:
+        host = httpx.URL(url).host if url else ""
+        message = f"connection failed: the host name {host!r} does not resolve (DNS) ({detail})"
+    elif failure == CONNECTION_REFUSED:
+        message = f"connection failed: refused, nothing is listening there ({detail})"
+    else:
+        message = f"connection failed ({detail})"
+    return InferenceConnectionError(message, url=safe_url, error_type=failure)
 
 
 def _fast_loads() -> Callable[[bytes], Any] | None:

@@ -6,7 +6,10 @@
   HTTP date), the ``ratelimit: ...;t=N`` header, or a 503 body's ``estimated_time``.
 - :func:`backoff` is exponential with jitter that only shortens the wait.
 - :class:`RetryPolicy` combines them with ``max_retries``, a cap on any single wait and an overall
-  deadline.
+  deadline. A refused connection (nothing listens at the address) is retried only while the
+  call is younger than ``refused_budget`` (3 s): long enough for a server that is restarting,
+  short enough that a wrong port fails at once. A host name that does not resolve is never
+  retried.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hfrag.errors import InferenceError
+from hfrag.errors import CONNECTION_REFUSED, InferenceError
+
+#: Seconds during which a refused connection is retried (see :class:`RetryPolicy`).
+REFUSED_BUDGET = 3.0
 
 _RATELIMIT_T = re.compile(r"(?:^|[;,\s])t\s*=\s*(\d+(?:\.\d+)?)")
 
@@ -98,6 +104,7 @@ class RetryPolicy:
             (None: no limit beyond ``max_retries``). A call is one public method of a task client
             (``embed`` of 10,000 texts is one call), or one ``request``/``stream`` of a driver
             used directly.
+        refused_budget: seconds during which a refused connection is retried.
     """
 
     max_retries: int = 4
@@ -105,6 +112,7 @@ class RetryPolicy:
     backoff_base: float = 0.5
     backoff_max: float = 8.0
     deadline: float | None = None
+    refused_budget: float = REFUSED_BUDGET
 
     def __post_init__(self) -> None:
         from hfrag._checks import check_int, check_number
@@ -124,7 +132,7 @@ class RetryPolicy:
     ) -> float | None:
         """Seconds to wait before retry number ``attempt + 1``, or None to give up now."""
         left = None if self.deadline is None else self.deadline - elapsed
-        return self.wait_within(attempt, error, left, rng)
+        return self.wait_within(attempt, error, left, rng, elapsed=elapsed)
 
     def wait_within(
         self,
@@ -133,8 +141,11 @@ class RetryPolicy:
         remaining: float | None,
         rng: random.Random | None = None,
         max_retries: int | None = None,
+        *,
+        elapsed: float = 0.0,
     ) -> float | None:
-        """Like :meth:`next_wait`, given the seconds ``remaining`` before the call's end."""
+        """Like :meth:`next_wait`, given the seconds ``remaining`` before the call's end and
+        the seconds ``elapsed`` since the first attempt (for the refused-connection budget)."""
         limit = self.max_retries if max_retries is None else max_retries
         if not should_retry(error) or attempt >= limit:
             return None
@@ -147,6 +158,8 @@ class RetryPolicy:
         wait = min(max(wait, 0.0), self.max_wait)
         if remaining is not None and wait >= remaining:
             return None  # waking up after the deadline would only fail later
+        if error.error_type == CONNECTION_REFUSED and elapsed + wait > self.refused_budget:
+            return None
         return wait
 
     def attempt_timeout(self, timeout: float | None, elapsed: float) -> float | None:

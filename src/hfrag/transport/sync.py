@@ -80,12 +80,13 @@ class SyncTransport(DriverCore):
     def request(self, request: Request) -> Any:
         """Send ``request`` (retrying as the policy says) and return the decoded JSON body."""
         try:
+            start = time.monotonic()
             end = self._call_end()
             for attempt in itertools.count():
                 try:
                     return self._send(request, end)
                 except InferenceError as error:
-                    wait = self._wait_or_raise(request, attempt, error, end)
+                    wait = self._wait_or_raise(request, attempt, error, end, start)
                 time.sleep(wait)
         except InferenceError as error:
             raise self._scrubbed(error, request) from None
@@ -136,13 +137,14 @@ class SyncTransport(DriverCore):
             raise self._scrubbed(error, request) from None
 
     def _stream(self, request: Request) -> Iterator[Any]:
+        start = time.monotonic()
         end = self._call_end()
         for attempt in itertools.count():
             try:
                 response = self._open(request, end)
                 break
             except InferenceError as error:
-                wait = self._wait_or_raise(request, attempt, error, end)
+                wait = self._wait_or_raise(request, attempt, error, end, start)
             time.sleep(wait)
         try:
             if not is_event_stream(response.headers):

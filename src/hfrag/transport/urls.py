@@ -54,8 +54,13 @@ _MODEL_ID = re.compile(r"(?:[\w.\-]+/)?[\w.\-]+")
 
 def router_base(router_url: str | None = None) -> str:
     """The router to use: the argument, else ``$HFRAG_ROUTER_URL``, else the public router."""
-    base = router_url or os.environ.get(ROUTER_ENV) or DEFAULT_ROUTER_URL
-    return check_url(base, what="router_url").rstrip("/")
+    if router_url:
+        return check_url(router_url, what="router_url").rstrip("/")
+    from_env = os.environ.get(ROUTER_ENV)
+    if from_env:
+        # Say where the bad value came from: the user never typed it in this program.
+        return check_url(from_env, what=f"the environment variable {ROUTER_ENV}").rstrip("/")
+    return DEFAULT_ROUTER_URL
 
 
 def check_url(url: str, *, what: str = "endpoint_url") -> str:
