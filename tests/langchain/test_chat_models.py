@@ -15,10 +15,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.tools import tool
 from langchain_core.vectorstores import InMemoryVectorStore
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
-from hfrag.errors import BackendError
+from hfrag.errors import BackendError, ConfigurationError
 from hfrag.langchain import (
     ChatHuggingFaceInference,
     HuggingFaceInferenceEmbeddings,
@@ -260,11 +260,11 @@ def test_error_event_inside_a_stream_raises_the_typed_error(srv: ServerHandle) -
 
 
 def test_fields_are_validated_and_secrets_stay_secret(srv: ServerHandle) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError):
         ChatHuggingFaceInference(endpoint_url=srv.url, temperature=-1)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError):
         ChatHuggingFaceInference(endpoint_url=srv.url, tempurature=0.5)  # a typo
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError):
         ChatHuggingFaceInference(endpoint_url=srv.url, provider="together")
     chat = ChatHuggingFaceInference(
         model=LLAMA, router_url=srv.url, api_key=PLANTED, max_tokens=5, model_kwargs={"n": 1}
@@ -322,9 +322,9 @@ def test_llm_tasks_stops_and_streaming_field(srv: ServerHandle) -> None:
     assert streaming.invoke(PROMPT) == "Paris is the"
     assert handler.tokens == ["Paris", " is", " the"]
     assert srv.counters.bodies[-1]["parameters"]["max_new_tokens"] == 3
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError):
         HuggingFaceInferenceLLM(endpoint_url=srv.url, task="summarization")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError):
         HuggingFaceInferenceLLM(endpoint_url=srv.url, max_new_token=5)  # a typo
 
 

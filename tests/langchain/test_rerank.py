@@ -15,9 +15,8 @@ from langchain_classic.retrievers.document_compressors import CrossEncoderRerank
 from langchain_core.documents import Document
 from langchain_core.load import dumpd, dumps
 from langchain_core.vectorstores import InMemoryVectorStore
-from pydantic import ValidationError
 
-from hfrag.errors import AuthenticationError, InputError
+from hfrag.errors import AuthenticationError, ConfigurationError, InputError
 from hfrag.langchain import (
     HuggingFaceInferenceCrossEncoder,
     HuggingFaceInferenceEmbeddings,
@@ -193,7 +192,7 @@ def test_settings_reach_the_server_and_a_reassigned_field_rebuilds_the_client(
 def test_invalid_settings_fail_at_construction(
     cls: type, kwargs: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ValidationError, match=message) as info:
+    with pytest.raises(ConfigurationError, match=message) as info:
         cls(**kwargs, token=PLANTED)
     assert isinstance(info.value, ValueError)
     assert PLANTED not in str(info.value)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
 
+from hfrag.errors import ConfigurationError
 from hfrag.langchain import HuggingFaceInferenceEmbeddings
 from hfrag.server.testing import ServerHandle
 from tests.adapters import EMBED_MODEL, expected
@@ -37,5 +37,5 @@ def test_openai_endpoint_and_provider(srv: ServerHandle, encoding: str) -> None:
     ],
 )
 def test_bad_wire_settings_fail_at_construction(kwargs: dict[str, str]) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError):
         HuggingFaceInferenceEmbeddings(**kwargs)

@@ -18,7 +18,6 @@ from llama_index.core.base.llms.types import (
     TextBlock,
 )
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
-from pydantic import ValidationError
 
 from hfrag.errors import (
     AuthenticationError,
@@ -392,7 +391,7 @@ def test_odd_but_valid_inputs(gsrv: ServerHandle) -> None:
     ],
 )
 def test_invalid_settings_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValidationError, match=message) as info:
+    with pytest.raises(ConfigurationError, match=message) as info:
         HuggingFaceInferenceLLM(**kwargs, token=PLANTED)
     assert PLANTED not in str(info.value)
 

@@ -13,9 +13,8 @@ from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
 from llama_index.core.llms import MockLLM
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from pydantic import ValidationError
 
-from hfrag.errors import AuthenticationError, InputError
+from hfrag.errors import AuthenticationError, ConfigurationError, InputError
 from hfrag.llama_index import HuggingFaceInferenceEmbedding, HuggingFaceInferenceRerank
 from hfrag.server import ServerConfig
 from hfrag.server.testing import ServerHandle
@@ -160,7 +159,7 @@ def test_settings_reach_the_server(rerank_srv: ServerHandle) -> None:
     ],
 )
 def test_invalid_settings_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValidationError, match=message) as info:
+    with pytest.raises(ConfigurationError, match=message) as info:
         HuggingFaceInferenceRerank(**kwargs, token=PLANTED)
     assert PLANTED not in str(info.value)
 

@@ -19,6 +19,7 @@ from hfrag.errors import (
     InputError,
     MalformedResponseError,
     NotFoundError,
+    RedirectError,
 )
 from hfrag.server import FaultConfig
 from hfrag.server.testing import CannedResponse, ServerHandle
@@ -758,10 +759,13 @@ def test_nan_and_odd_counts_in_an_answer(srv: ServerHandle) -> None:
     assert out.usage == Usage(None, None, 3)  # NaN and negative counts are dropped
 
 
-def test_a_redirected_stream_is_followed(srv: ServerHandle) -> None:
+def test_a_redirected_stream_is_an_error_naming_where(srv: ServerHandle) -> None:
+    # hfrag follows no redirect (docs/PROTOCOL.md section 7): the error says where it points.
     srv.script("/old/v1/chat/completions", CannedResponse(307, headers={"Location": CHAT}))
     client = ChatClient(endpoint_url=srv.url + "/old")
-    assert collect(client.stream_chat([{"role": "user", "content": PROMPT}])).text == ANSWER
+    with pytest.raises(RedirectError, match="/v1/chat/completions"):
+        collect(client.stream_chat([{"role": "user", "content": PROMPT}]))
+    assert srv.counters.total(CHAT) == 0
 
 
 def test_chat_given_a_tgi_route_url_uses_that_servers_chat_route(srv: ServerHandle) -> None:

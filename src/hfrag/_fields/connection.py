@@ -39,6 +39,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from typing_extensions import Self
 
 from hfrag._fields.migration import configuration_error, migrate
 from hfrag.tasks import TaskClient, transport_config
@@ -226,6 +227,13 @@ class InferenceFields(BaseModel):
                 for k, v in private.items()
             }
         return state
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        # A copy takes the settings, never the cached client (sockets, locks): it builds its own.
+        memo = {} if memo is None else memo
+        memo[id(self._client)] = None
+        memo[id(self._client_key)] = None
+        return super().__deepcopy__(memo)
 
     @field_serializer("headers")
     def _mask_headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:

@@ -124,6 +124,14 @@ class GenerationOptions:
             if value is not None and not isinstance(value, bool):
                 raise ConfigurationError(f"{name} must be true or false, got {value!r}")
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> GenerationOptions:
+        return self  # immutable (its model_kwargs is a read-only view)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["model_kwargs"] = dict(self.model_kwargs)
+        return (_rebuild_options, (values,))
+
     def merged(self, stop: Sequence[str] | str | None = None, **changes: Any) -> GenerationOptions:
         """These options with per-call ``stop`` sequences added and other fields replaced."""
         unknown = set(changes) - {f.name for f in fields(self)}
@@ -201,3 +209,7 @@ def check_provider(provider: str | None, *, endpoint: bool) -> str | None:
             "provider applies to model ids on the router; an endpoint_url serves its own model"
         )
     return provider.strip()
+
+
+def _rebuild_options(values: dict[str, Any]) -> GenerationOptions:
+    return GenerationOptions(**values)
