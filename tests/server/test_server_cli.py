@@ -122,7 +122,12 @@ def test_serve_subprocess_answers_and_stops(tmp_path):
         proc.terminate()
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
+    lines = out.strip().splitlines()
     assert (
-        out.strip()
-        == f"hfrag server ready on http://127.0.0.1:{port} (primary model: acme/embedder)"
+        lines[-1] == f"hfrag server ready on http://127.0.0.1:{port} (primary model: acme/embedder)"
     )
+    assert lines[:3] == [
+        "serving models:",
+        "  acme/embedder (embed, HashingBackend, max input 512)",
+        "  acme/gen (generate, HashingBackend, max input 512)",
+    ]

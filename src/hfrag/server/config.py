@@ -100,6 +100,10 @@ class ServerConfig:
         validation_status: the status of TEI ``Validation`` errors (batch size, too-long input,
             unknown prompt). TEI maps them to 413; set 422 to model a server or proxy that
             answers 422, which clients must handle as well.
+        max_queue: requests that may wait for each model thread before TEI's 429 ``Model is
+            overloaded`` (TEI's ``max_concurrent_requests``; see ``runtime.ModelRuntime``).
+        max_batch_tokens: estimated tokens per dynamic embedding batch.
+        batch_window: seconds an idle embedding thread waits for requests to batch.
     """
 
     models: Sequence[ModelSpec] = field(default_factory=default_models)
@@ -110,6 +114,9 @@ class ServerConfig:
     payload_limit: int = 2_000_000
     max_stop_sequences: int = 4
     validation_status: int = 413
+    max_queue: int = 512
+    max_batch_tokens: int = 16384
+    batch_window: float = 0.002
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -120,6 +127,8 @@ class ServerConfig:
             raise ValueError(f"duplicate model names: {duplicates}")
         if self.max_client_batch_size < 1:
             raise ValueError("max_client_batch_size must be at least 1")
+        if self.max_queue < 1 or self.max_batch_tokens < 1 or self.batch_window < 0:
+            raise ValueError("max_queue and max_batch_tokens must be positive, batch_window >= 0")
         object.__setattr__(self, "models", tuple(self.models))
 
     @classmethod
