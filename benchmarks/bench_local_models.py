@@ -56,7 +56,8 @@ def start_server(precision: str) -> tuple[subprocess.Popen[str], str]:
     """``hfrag serve --models real`` in a subprocess, once it answers /health."""
     port = free_port()
     src = str(Path(__file__).resolve().parent.parent / "src")
-    env = {**os.environ, "PYTHONPATH": src, "HF_HUB_OFFLINE": "1"}
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "hfrag", "serve", "--models", "real", "--port", str(port)]
     cmd += ["--embed-precision", precision, "--max-batch-size", "64"]
     proc = subprocess.Popen(
