@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # llama-cpp-python compiles llama.cpp from source (79 min measured on 2 busy shared cores);
-# its wheel is
-# built once into this folder, outside .venv, so `make clean` and fresh clones reuse it.
+# its wheel is built once into this folder, outside .venv, so `make clean` and fresh clones
+# reuse it.
 WHEELS ?= $(HOME)/.cache/hfrag/wheels
 LLAMA_CPP ?= llama-cpp-python>=0.3.7,<0.4
 
