@@ -136,3 +136,28 @@ def test_info_of_a_generation_primary(real_specs):
     assert info["model_id"] == GENERATE_MODEL
     assert info["max_total_tokens"] == 2048
     assert info["max_input_tokens"] == 1536
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 + 5, 2**63 - 1])
+def test_sampling_with_any_tgi_seed(real_server, seed):
+    body = {
+        "inputs": "Once upon a time",
+        "parameters": {"max_new_tokens": 4, "do_sample": True, "temperature": 0.8, "seed": seed},
+    }
+    first = httpx.post(f"{real_server.url}/generate", json=body, timeout=120)
+    again = httpx.post(f"{real_server.url}/generate", json=body, timeout=120)
+    assert first.status_code == 200, first.text
+    assert first.json() == again.json()  # the same seed samples the same text
+
+
+def test_odd_chat_messages(real_server):
+    body = {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+            {"role": "user", "content": None},
+        ],
+        "max_tokens": 2,
+    }
+    r = httpx.post(f"{real_server.url}/v1/chat/completions", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["usage"]["completion_tokens"] <= 2

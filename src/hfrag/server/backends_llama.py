@@ -131,7 +131,9 @@ class LlamaGenerator:
             temperature=(params.temperature or 0.7) if sampling else 0.0,
             top_p=params.top_p if params.top_p is not None else 1.0,
             top_k=params.top_k if params.top_k is not None else (40 if sampling else 1),
-            seed=params.seed if params.seed is not None else self.seed,
+            # TGI takes a u64 seed, llama.cpp a u32 in which 0xFFFFFFFF means "random": fold
+            # every seed into 0 .. 0xFFFFFFFE so the same seed always samples the same text.
+            seed=(params.seed if params.seed is not None else self.seed) % 0xFFFFFFFF,
             stream=True,
         )
         for chunk in chunks:
