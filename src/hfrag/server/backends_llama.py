@@ -23,7 +23,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hfrag.server.backends import GenerationParams, message_text
 
@@ -115,7 +115,8 @@ class LlamaGenerator:
             {"role": str(m.get("role", "user")), "content": message_text(m.get("content"))}
             for m in messages
         ]
-        prompt: str = self._formatter(messages=plain).prompt
+        # llama_cpp types messages as its own TypedDicts; these plain dicts have their keys.
+        prompt: str = self._formatter(messages=cast(Any, plain)).prompt
         return prompt
 
     def generate_tokens(self, prompt: str, params: GenerationParams) -> Iterator[str]:
