@@ -58,8 +58,9 @@ def _add_serve(sub: Any) -> None:
         description=(
             "Run the local inference server: the HF router layout "
             "(/hf-inference/models/{id}/...), TEI (/embed, /rerank, /predict, /info, /health) and "
-            "TGI (/generate, /generate_stream, /v1/chat/completions) over deterministic hashing "
-            "models, with optional fault injection. Prints one line with the URL when ready."
+            "TGI (/generate, /generate_stream, /v1/chat/completions) over real models (the local "
+            "extra) or deterministic hashing models, with optional fault injection. Prints the "
+            "served models, then a line with the URL when ready."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
