@@ -12,14 +12,9 @@ from hfrag.tasks import EmbeddingOptions, EmbeddingsClient
 from hfrag.transport import run_sync
 from tests.tasks.conftest import EMBED_MODEL
 
-pytestmark = [
-    pytest.mark.skipif(sys.platform == "win32", reason="fork"),
-    # The async transport keeps the parent's httpx pool, whose asyncio objects are bound to the
-    # parent's I/O loop: a forked child fails on its first request until the transport drops
-    # its pool after a fork. What these tests check on top (the route learned before the fork,
-    # a route lock held at fork time) is hfrag.tasks'.
-    pytest.mark.xfail(reason="AsyncTransport reuses the parent's pool after fork", strict=False),
-]
+# What these tests check on top of tests/reliability/test_fork.py (the route learned before the
+# fork, a route lock held at fork time) is hfrag.tasks'.
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork")
 
 
 def _embed_in_child(client: EmbeddingsClient, queue: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hfrag.errors import ConfigurationError, MalformedResponseError, NotFoundError
+from hfrag.errors import ConfigurationError, MalformedResponseError, NotFoundError, RedirectError
 from hfrag.server import ServerConfig
 from hfrag.server.testing import CannedResponse
 from hfrag.tasks import EmbeddingOptions, EmbeddingsClient
@@ -230,14 +230,16 @@ def test_explicit_token_goes_to_both(server):
     assert [h["authorization"] for h in server.counters.headers] == ["Bearer hf_explicit_1234"] * 2
 
 
-def test_a_renamed_model_follows_the_hubs_redirect(server):
+def test_a_renamed_model_is_an_error_naming_the_new_id(server):
+    # The Hub redirects a renamed model; hfrag follows no redirect, and its error names the
+    # new location so the user can update the model id.
     location = f"{HUB_PATH}?expand[]=inferenceProviderMapping"
     server.script(
         "/api/models/old-org/old-name", CannedResponse(307, "", headers={"Location": location})
     )
-    out = client_for(server, "together", model="old-org/old-name").embed(TEXTS)
-    np.testing.assert_allclose(out, expected(server, TEXTS), atol=1e-6)
-    assert server.counters.bodies[-1]["model"] == EMBED_MODEL
+    with pytest.raises(RedirectError, match=HUB_PATH):
+        client_for(server, "together", model="old-org/old-name").embed(TEXTS)
+    assert server.counters.total(HUB_PATH) == 0
 
 
 def test_a_failed_lookup_is_asked_again_on_the_next_call(server):

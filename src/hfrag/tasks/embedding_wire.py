@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from hfrag.errors import ConfigurationError, InferenceError
 from hfrag.tasks.providers import (
@@ -154,7 +155,10 @@ def static_form(client: EmbeddingsClient) -> str | None:
         return "tei" if options.provider in (None, HF_INFERENCE) else "openai"
     if options.protocol != "auto":
         return options.protocol
-    return "openai" if is_openai_url(target.endpoint_url) else None
+    if is_openai_url(target.endpoint_url):
+        return "openai"
+    # A URL that names TEI's own route needs no probe (``GET /info`` still gives its limits).
+    return "tei" if urlsplit(target.endpoint_url).path.rstrip("/").endswith("/embed") else None
 
 
 async def _get(client: EmbeddingsClient, url: str) -> Any:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import replace
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -159,6 +157,9 @@ class RerankClient(TaskClient):
         client.rerank("where is paris?", docs, top_n=3)    # [RerankResult(index, score), ...]
     """
 
+    # The chosen wire form and the probe it came from belong to this object: a copy decides anew.
+    _transient = (*TaskClient._transient, "_info", "_form")
+
     def __init__(
         self,
         model: str | None = None,
@@ -181,19 +182,6 @@ class RerankClient(TaskClient):
             )
         super().__init__(target, config)
         self._form: tuple[WireForm, str] | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Connections and a remembered probe belong to this process: the copy starts fresh.
-        state = dict(self.__dict__)
-        state.update(_sync=None, _async=None, _info=None, _form=None)
-        # The config's read-only headers (a mappingproxy) do not pickle: a dict travels instead.
-        state["config"] = replace(self.config, headers=dict(self.config.headers))
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        config = state["config"]
-        state["config"] = replace(config, headers=MappingProxyType(dict(config.headers)))
-        self.__dict__.update(state)
 
     @property
     def protocol(self) -> str | None:
