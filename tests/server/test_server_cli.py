@@ -75,7 +75,7 @@ def test_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--fault-500", "2"])
     assert "not a probability" in capsys.readouterr().err
-    assert main(["serve", "--primary", "org/unknown"]) == 2
+    assert main(["serve", "--models", "hash", "--primary", "org/unknown"]) == 2
     err = capsys.readouterr().err
     assert "unknown --primary 'org/unknown'; this server's models: hfrag/hash-embed," in err
     assert "hfrag/extractive-gen" in err
