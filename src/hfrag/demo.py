@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any, TextIO
 
-__all__ = ["DemoError", "Targets", "add_arguments", "load_corpus", "run"]
+__all__ = ["DemoError", "Targets", "add_arguments", "load_corpus", "local_models", "run"]
 
 HOSTED_EMBED = "sentence-transformers/all-MiniLM-L6-v2"
 HOSTED_RERANK = "BAAI/bge-reranker-v2-m3"
@@ -121,7 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _local_models(choice: str, say: Callable[[str], None]) -> list[Any]:
+def local_models(choice: str = "auto", say: Callable[[str], None] = print) -> list[Any]:
     """The server's model specs for ``--models choice``, saying which ones it serves."""
     from hfrag.server.config import default_models
 
@@ -176,7 +176,7 @@ def _targets(hosted: bool, models: str, say: Callable[[str], None]) -> Iterator[
         from hfrag.server.testing import serve_in_thread
     except ImportError:  # pragma: no cover - make demo installs hfrag[all]
         raise DemoError("the local server needs: pip install 'hfrag[server]'") from None
-    specs = _local_models(models, say)
+    specs = local_models(models, say)
     config = ServerConfig(models=specs)
 
     def first(kind: str) -> str:
