@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def execute(path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     nbformat.write(notebook, path)
     print(f"{path.name}: {time.perf_counter() - start:.1f} s, {path.stat().st_size // 1024} KiB")
 

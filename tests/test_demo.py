@@ -188,3 +188,20 @@ def test_demo_on_the_real_models_answers_with_the_generator() -> None:
     # Generated, not a passage copied out as the hashing generator does.
     assert answer.strip() not in {c["text"] for c in load_corpus()}
     _assert_stopped(_server_url(text))
+
+
+@pytest.mark.parametrize("argv", [["-k", "0"], ["--top-n", "-1"], ["--framework", "haystack"]])
+def test_bad_options_are_rejected_before_anything_starts(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["demo", *argv])
+    assert info.value.code == 2
+
+
+def test_a_blank_question_is_an_error_message_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--models", "hash", "--question", "   "]) == 1
+    err = capsys.readouterr().err
+    assert "hfrag demo failed" in err
+    assert "Traceback" not in err
+    assert not [t for t in threading.enumerate() if t.name == "hfrag-server"]

@@ -93,6 +93,13 @@ def load_corpus() -> list[dict[str, str]]:
     return passages
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``hfrag demo``."""
     parser.add_argument(
@@ -114,10 +121,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(real when installed, else hash)",
     )
     parser.add_argument("--question", "-q", default=QUESTION, help="the question to answer")
-    parser.add_argument("-k", type=int, default=5, help="passages retrieved")
-    parser.add_argument("--top-n", type=int, default=3, help="passages kept after reranking")
+    parser.add_argument("-k", type=_positive, default=5, help="passages retrieved")
+    parser.add_argument("--top-n", type=_positive, default=3, help="passages kept after reranking")
     parser.add_argument(
-        "--max-new-tokens", type=int, default=96, help="length limit of the streamed answer"
+        "--max-new-tokens", type=_positive, default=96, help="length limit of the streamed answer"
     )
 
 
