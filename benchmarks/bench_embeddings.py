@@ -40,11 +40,14 @@ BATCH = 32
 @contextlib.contextmanager
 def local_server(*args: str) -> Iterator[str]:
     """``hfrag serve`` on a free port in a subprocess; yields its URL."""
-    cmd = [sys.executable, "-m", "hfrag", "serve", "--port", "0", "--max-batch-size", str(BATCH)]
+    cmd = [sys.executable, "-m", "hfrag", "serve", "--models", "hash", "--port", "0"]
+    cmd += ["--max-batch-size", str(BATCH)]
     proc = subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
+        while line and "ready on" not in line:  # the model list comes first
+            line = proc.stdout.readline()
         url = next(word for word in line.split() if word.startswith("http://"))
         yield url.rstrip("/")
     finally:

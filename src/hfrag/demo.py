@@ -136,10 +136,7 @@ def local_models(choice: str = "auto", say: Callable[[str], None] = print) -> li
         say("models: hashing models (--models hash)")
         return default_models()
     try:
-        from hfrag.server.models_real import (  # type: ignore[import-not-found,unused-ignore]
-            missing_runtimes,
-            real_models,
-        )
+        from hfrag.server.models_real import missing_runtimes, real_models
     except ImportError:  # a server without real-model support
         missing = ["the real-model backends of hfrag.server"]
     else:

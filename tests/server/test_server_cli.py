@@ -122,7 +122,41 @@ def test_serve_subprocess_answers_and_stops(tmp_path):
         proc.terminate()
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
+    lines = out.strip().splitlines()
     assert (
-        out.strip()
-        == f"hfrag server ready on http://127.0.0.1:{port} (primary model: acme/embedder)"
+        lines[-1] == f"hfrag server ready on http://127.0.0.1:{port} (primary model: acme/embedder)"
     )
+    assert lines[:3] == [
+        "serving models:",
+        "  acme/embedder (embed, HashingBackend, max input 512)",
+        "  acme/gen (generate, HashingBackend, max input 512)",
+    ]
+
+
+def test_models_hash_serves_the_hashing_models():
+    from hfrag.cli import _config_from_args, build_parser
+
+    args = build_parser().parse_args(["serve", "--models", "hash"])
+    names = [m.name for m in _config_from_args(args).models]
+    assert names[0] == "hfrag/hash-embed"
+
+
+def test_models_real_serves_the_packaged_models_and_says_so():
+    from hfrag.cli import _config_from_args, build_parser, describe_models
+    from hfrag.server.models_real import missing_runtimes
+
+    args = build_parser().parse_args(["serve", "--models", "real", "--max-input-length", "9"])
+    if missing_runtimes():
+        with pytest.raises(ValueError, match="--models real needs"):
+            _config_from_args(args)
+        return
+    config = _config_from_args(args)
+    assert [(m.name, m.kind) for m in config.models] == [
+        ("sentence-transformers/all-MiniLM-L6-v2", "embed"),
+        ("hfrag/minilm-cosine-rerank", "rerank"),
+        ("HuggingFaceTB/SmolLM2-135M-Instruct", "generate"),
+    ]
+    assert config.models[0].max_input_length == 256  # the model's limit, not --max-input-length
+    text = describe_models(config)
+    assert "sentence-transformers/all-MiniLM-L6-v2 (embed, onnxruntime-int8, max input 256)" in text
+    assert "HuggingFaceTB/SmolLM2-135M-Instruct (generate, llama.cpp, max input 1536)" in text

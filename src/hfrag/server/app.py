@@ -233,6 +233,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     headers = {k.lower(): v for k, v in request.headers.items()}
     status = -1
     context = RequestContext()
+    context.models = state.models
     token = begin(context)
     posted = request.method == "POST"
     if posted:
@@ -311,6 +312,10 @@ async def root(request: web.Request) -> web.StreamResponse:
     return await text_generation(request, spec, wrapped=True)
 
 
+async def _close_models(app: web.Application) -> None:
+    app[STATE_KEY].models.close()
+
+
 def build_app(
     config: ServerConfig | None = None, state: ServerState | None = None
 ) -> web.Application:
@@ -320,6 +325,7 @@ def build_app(
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     app = web.Application(middlewares=[pipeline], client_max_size=state.config.payload_limit)
     app[STATE_KEY] = state
+    app.on_cleanup.append(_close_models)
     r = app.router
     r.add_get("/health", health)
     r.add_get("/ping", health)

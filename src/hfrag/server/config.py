@@ -97,8 +97,10 @@ class ServerConfig:
         faults: faults active from the start (also what ``reset()`` returns to).
         payload_limit: request body bytes accepted (TEI's default 2 MB), 413 above.
         max_stop_sequences: TGI's limit on ``stop``.
-        max_concurrent_requests: the capacity TEI's ``GET /info`` advertises (TEI's default 512);
-            the load it actually takes is set by the faults' ``max_concurrency``.
+        max_concurrent_requests: the capacity TEI's ``GET /info`` advertises (TEI's default 512),
+            and the requests that may wait for each model thread before TEI's 429 ``Model is
+            overloaded`` (see ``runtime.ModelRuntime``); the simulated latency's concurrency is
+            set by the faults' ``max_concurrency``.
         validation_status: the status of TEI ``Validation`` errors (batch size, too-long input,
             unknown prompt). TEI maps them to 413; set 422 to model a server or proxy that
             answers 422, which clients must handle as well.
@@ -107,6 +109,8 @@ class ServerConfig:
             "task"}}}``. None derives one from the served models (see ``routes_hub``).
         mapping_form: how that API sends it: ``"dict"`` (as ``model_info``) or ``"list"``
             (as ``list_models``, each entry with a ``"provider"`` key).
+                max_batch_tokens: estimated tokens per dynamic embedding batch.
+        batch_window: seconds an idle embedding thread waits for requests to batch.
     """
 
     models: Sequence[ModelSpec] = field(default_factory=default_models)
@@ -120,6 +124,8 @@ class ServerConfig:
     provider_mapping: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None
     mapping_form: Literal["dict", "list"] = "dict"
     max_concurrent_requests: int = 512
+    max_batch_tokens: int = 16384
+    batch_window: float = 0.002
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -132,6 +138,8 @@ class ServerConfig:
             raise ValueError("max_client_batch_size must be at least 1")
         if self.max_concurrent_requests < 1:
             raise ValueError("max_concurrent_requests must be at least 1")
+        if self.max_batch_tokens < 1 or self.batch_window < 0:
+            raise ValueError("max_batch_tokens must be positive, batch_window >= 0")
         object.__setattr__(self, "models", tuple(self.models))
 
     @classmethod

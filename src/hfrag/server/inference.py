@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from aiohttp import web
 
 from hfrag.server.backends import normalize_rows, sigmoid
 from hfrag.server.config import ModelSpec
 from hfrag.server.faults import Fault, FaultRuntime
+from hfrag.server.generation import GenRequest, GenResult, generate
+from hfrag.server.runtime import ModelRuntime
 from hfrag.server.state import ServerState
 from hfrag.server.validation import ApiError, EmbedOptions, tei_error
 
@@ -37,6 +40,7 @@ __all__ = [
     "model_or_404",
     "raw_body",
     "rerank_scores",
+    "run_generation",
     "state_of",
     "succeeded",
 ]
@@ -55,6 +59,7 @@ class RequestContext:
     cut: bool = False
     ok_items: int = 0
     ok_texts: list[str] = field(default_factory=list)
+    models: ModelRuntime | None = None
 
 
 # Handlers run in the middleware's task, so a context variable carries the per-request state
@@ -151,38 +156,71 @@ class Service:
             await asyncio.sleep(left)
 
 
-def embed_output(spec: ModelSpec, texts: Sequence[str], options: EmbedOptions) -> list[Any]:
+async def _run_model(group: str, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` on the server's model thread for ``group`` (inline outside a request)."""
+    models = current().models
+    if models is None:
+        return fn(*args)
+    return await models.run(group, fn, *args)
+
+
+async def pooled_vectors(spec: ModelSpec, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    """``backend.embed(texts, normalize=False)``, batched with concurrent requests by the
+    server's ``ModelRuntime`` (inline outside a request)."""
+    models = current().models
+    if models is None:
+        raw = spec.backend.embed(list(texts), normalize=False)
+    else:
+        raw = await models.embed(spec.backend, list(texts))
+    return np.asarray(raw, dtype=np.float32)
+
+
+async def embed_output(spec: ModelSpec, texts: Sequence[str], options: EmbedOptions) -> list[Any]:
     """Vectors as nested lists: ``[n][dim]`` pooled, or ``[n][tokens][dim]`` without pooling.
 
-    Pooled: ``backend.embed(texts, normalize=False)``, cut to ``dimensions``, then L2-normalised
-    when ``normalize``. Token level: ``backend.token_embeddings(text)`` per text, cut to
-    ``dimensions`` and returned as the model computes them (``normalize`` does not apply).
+    Pooled: ``backend.embed(texts, normalize=False)`` (batched with concurrent requests by the
+    server's ``ModelRuntime``), cut to ``dimensions``, then L2-normalised when ``normalize``.
+    Token level: ``backend.token_embeddings(text)`` per text, cut to ``dimensions`` and returned
+    as the model computes them (``normalize`` does not apply).
     """
     dims = options.dimensions
     if spec.pooling:
-        vectors = np.asarray(spec.backend.embed(list(texts), normalize=False), dtype=np.float32)
+        vectors = await pooled_vectors(spec, texts)
         if dims is not None:
             vectors = vectors[:, :dims]
         if options.normalize:
             vectors = normalize_rows(vectors)
         out: list[Any] = vectors.tolist()
         return out
-    tokens: list[Any] = []
-    for text in texts:
-        matrix = np.asarray(spec.backend.token_embeddings(text), dtype=np.float32)
-        if dims is not None:
-            matrix = matrix[:, :dims]
-        tokens.append(matrix.tolist())
-    return tokens
+
+    def token_level() -> list[Any]:
+        tokens: list[Any] = []
+        for text in texts:
+            matrix = np.asarray(spec.backend.token_embeddings(text), dtype=np.float32)
+            if dims is not None:
+                matrix = matrix[:, :dims]
+            tokens.append(matrix.tolist())
+        return tokens
+
+    result: list[Any] = await _run_model("embed", token_level)
+    return result
 
 
-def rerank_scores(
+def _logits(spec: ModelSpec, pairs: Sequence[tuple[str, str]]) -> list[float]:
+    """The backend's logit per pair; ``score_pairs`` (one batched call) when it has one."""
+    score_pairs = getattr(spec.backend, "score_pairs", None)
+    if score_pairs is not None:
+        return [float(s) for s in score_pairs(list(pairs))]
+    return [float(spec.backend.score(query, text)) for query, text in pairs]
+
+
+async def rerank_scores(
     spec: ModelSpec, pairs: Sequence[tuple[str, str]], raw_scores: bool
 ) -> list[float]:
     """One score per pair: the backend's logit, or its sigmoid (TEI's default)."""
+    logits: list[float] = await _run_model("embed", _logits, spec, pairs)
     scores = []
-    for query, text in pairs:
-        logit = float(spec.backend.score(query, text))
+    for logit in logits:
         if math.isnan(logit):
             raise tei_error("Backend", "score is NaN")
         scores.append(logit if raw_scores else sigmoid(logit))
@@ -206,7 +244,7 @@ def _softmax(logits: Sequence[float]) -> list[float]:
     return [e / total for e in exps]
 
 
-def classification_scores(
+async def classification_scores(
     spec: ModelSpec, pairs: Sequence[tuple[str, str]], function_to_apply: str | None
 ) -> list[list[dict[str, Any]]]:
     """Router text-classification output: one ``[{"label", "score"}]`` list per pair.
@@ -226,7 +264,7 @@ def classification_scores(
             },
         )
     out = []
-    for logit in rerank_scores(spec, pairs, raw_scores=True):
+    for logit in await rerank_scores(spec, pairs, raw_scores=True):
         logits = label_logits(spec, logit)
         if fn == "sigmoid":
             scores = [sigmoid(x) for x in logits]
@@ -237,3 +275,9 @@ def classification_scores(
         ranked = sorted(zip(spec.labels, scores, strict=True), key=lambda ls: -ls[1])
         out.append([{"label": label, "score": score} for label, score in ranked])
     return out
+
+
+async def run_generation(spec: ModelSpec, request: GenRequest) -> GenResult:
+    """``generation.generate`` on the server's generation thread."""
+    result: GenResult = await _run_model("generate", generate, spec, request)
+    return result

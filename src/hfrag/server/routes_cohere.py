@@ -86,7 +86,7 @@ async def cohere_rerank_route(request: web.Request) -> web.Response:
     check_batch(len(texts), state.config, "documents")
     pairs = prepare_pairs(spec, [(query, t) for t in texts], state.config.auto_truncate, "right")
     service = Service(len(texts))
-    scores = rerank_scores(spec, pairs, raw_scores=False)
+    scores = await rerank_scores(spec, pairs, raw_scores=False)
     order = sorted(range(len(texts)), key=lambda i: (-scores[i], i))
     results: list[dict[str, Any]] = []
     for index in order[:top_n]:

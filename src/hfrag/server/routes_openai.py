@@ -30,6 +30,7 @@ from hfrag.server.inference import (
     Service,
     first_of_kind,
     json_response,
+    pooled_vectors,
     raw_body,
     state_of,
     succeeded,
@@ -77,10 +78,10 @@ def _encoding(fields: Field) -> str:
     return str(value)
 
 
-def _vectors(spec: ModelSpec, texts: list[str], options: EmbedOptions) -> np.ndarray:
+async def _vectors(spec: ModelSpec, texts: list[str], options: EmbedOptions) -> np.ndarray:
     if not spec.pooling:
         raise _openai_error(400, f"model {spec.name} has no pooling: it cannot embed sentences")
-    vectors = np.asarray(spec.backend.embed(texts, normalize=False), dtype=np.float32)
+    vectors = await pooled_vectors(spec, texts)
     if options.dimensions is not None:
         vectors = vectors[:, : options.dimensions]
     return normalize_rows(vectors).astype(np.float32, copy=False)
@@ -121,7 +122,7 @@ async def _embeddings(
     check_batch(len(texts), config)
     prepared = prepare_embed_texts(spec, texts, options)
     service = Service(len(texts))
-    vectors = _vectors(spec, prepared, options)
+    vectors = await _vectors(spec, prepared, options)
     data: list[dict[str, Any]] = []
     for index, row in enumerate(vectors):
         embedding: Any = (

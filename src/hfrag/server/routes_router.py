@@ -100,7 +100,7 @@ async def sentence_similarity(request: web.Request, spec: ModelSpec) -> web.Resp
     check_batch(len(sentences) + 1, state.config)
     prepared = prepare_embed_texts(spec, [source, *sentences], options)
     service = Service(len(sentences) + 1)
-    output = embed_output(spec, prepared, options)
+    output = await embed_output(spec, prepared, options)
     if spec.pooling:
         vectors = np.asarray(output, dtype=np.float32)
     else:  # a model without pooling: mean-pool its tokens first
@@ -151,7 +151,7 @@ async def text_classification(request: web.Request, spec: ModelSpec) -> web.Resp
     auto = state.config.auto_truncate if truncate is None else truncate
     prepared = prepare_pairs(spec, pairs, auto, "right")
     service = Service(len(pairs))
-    scores = classification_scores(spec, prepared, function_to_apply)
+    scores = await classification_scores(spec, prepared, function_to_apply)
     if top_k is not None:
         scores = [labels[:top_k] for labels in scores]
     succeeded(len(pairs), [b or a for a, b in pairs])

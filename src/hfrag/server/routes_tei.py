@@ -57,11 +57,11 @@ def tei_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
     return {
         "model_id": spec.name,
         "model_sha": None,
-        "model_dtype": "float32",
+        "model_dtype": getattr(spec.backend, "dtype", "float32"),
         "model_type": model_type,
         "max_concurrent_requests": config.max_concurrent_requests,
         "max_input_length": spec.max_input_length,
-        "max_batch_tokens": 16384,
+        "max_batch_tokens": config.max_batch_tokens,
         "max_batch_requests": None,
         "max_client_batch_size": config.max_client_batch_size,
         "auto_truncate": config.auto_truncate,
@@ -88,7 +88,7 @@ async def feature_extraction(
         check_batch(len(texts), state.config)
     prepared = prepare_embed_texts(spec, texts, options)
     service = Service(len(texts))
-    vectors = embed_output(spec, prepared, options)
+    vectors = await embed_output(spec, prepared, options)
     resp = json_response(vectors[0] if single and flat_single else vectors)
     succeeded(len(texts), texts)
     await service.done()
@@ -125,7 +125,7 @@ async def rerank_with(request: web.Request, spec: ModelSpec | None) -> web.Respo
     auto = state.config.auto_truncate if truncate is None else truncate
     pairs = prepare_pairs(spec, [(query, t) for t in texts], auto, direction)
     service = Service(len(texts))
-    scores = rerank_scores(spec, pairs, raw_scores)
+    scores = await rerank_scores(spec, pairs, raw_scores)
     ranks = []
     for index, score in enumerate(scores):
         rank: dict[str, Any] = {"index": index}
@@ -187,7 +187,7 @@ async def predict_route(request: web.Request) -> web.Response:
     auto = state.config.auto_truncate if truncate is None else truncate
     prepared = prepare_pairs(spec, pairs, auto, direction)
     service = Service(len(pairs))
-    scores = rerank_scores(spec, prepared, raw_scores)
+    scores = await rerank_scores(spec, prepared, raw_scores)
     predictions = [[{"score": s, "label": spec.labels[0]}] for s in scores]
     succeeded(len(pairs), [b or a for a, b in pairs])
     await service.done()

@@ -23,7 +23,6 @@ from hfrag.server.faults import Fault
 from hfrag.server.generation import (
     GenRequest,
     GenResult,
-    generate,
     parse_generate_request,
     sse,
     stop_list,
@@ -37,6 +36,7 @@ from hfrag.server.inference import (
     json_response,
     raw_body,
     request_fault,
+    run_generation,
     state_of,
     succeeded,
 )
@@ -63,7 +63,7 @@ def tgi_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
         "model_id": spec.name,
         "model_sha": None,
         "model_pipeline_tag": "text-generation",
-        "max_concurrent_requests": 128,
+        "max_concurrent_requests": config.max_concurrent_requests,
         "max_best_of": 2,
         "max_stop_sequences": config.max_stop_sequences,
         "max_input_tokens": spec.max_input_length,
@@ -121,7 +121,7 @@ def _tgi_error_event(err: ApiError) -> bytes:
 
 async def _run(spec: ModelSpec, req: GenRequest) -> GenResult:
     service = Service(1)
-    result = generate(spec, req)
+    result = await run_generation(spec, req)
     succeeded(1, [])
     await service.done()
     return result

@@ -14,6 +14,7 @@ from typing import Any
 
 from hfrag.server.config import ServerConfig
 from hfrag.server.faults import FaultState
+from hfrag.server.runtime import ModelRuntime
 
 __all__ = ["CannedResponse", "Counters", "Scripts", "ServerState"]
 
@@ -175,3 +176,8 @@ class ServerState:
         self.counters = Counters()
         self.scripts = Scripts()
         self.faults = FaultState(config.faults)
+        self.models = ModelRuntime(
+            max_queue=config.max_concurrent_requests,
+            batch_window=config.batch_window,
+            max_batch_tokens=config.max_batch_tokens,
+        )

@@ -29,6 +29,7 @@ from aiohttp import web
 from hfrag.server.app import build_app
 from hfrag.server.config import ServerConfig
 from hfrag.server.faults import FaultConfig
+from hfrag.server.runtime import ModelRuntime
 from hfrag.server.state import CannedResponse, Counters, ServerState
 
 __all__ = ["CannedResponse", "Counters", "ServerHandle", "serve_in_thread"]
@@ -41,6 +42,7 @@ class ServerHandle:
         url: ``http://127.0.0.1:PORT``.
         config: the ``ServerConfig`` it serves.
         counters: what it saw (see ``Counters``).
+        models: its model threads and embedding batcher (``batches`` lists batch sizes).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class ServerHandle:
         self.config = config or ServerConfig()
         self._state = ServerState(self.config)
         self.counters: Counters = self._state.counters
+        self.models: ModelRuntime = self._state.models
         self._host = host
         self._requested_port = port
         self.port = 0

@@ -1,0 +1,163 @@
+"""SmolLM2-135M-Instruct served for real through llama.cpp: TGI, router and chat routes.
+
+Greedy decoding is deterministic, so every answer through the server is compared with the same
+backend called in process on the same prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from hfrag.server import GenerationParams, ModelSpec
+from hfrag.server.models_real import GENERATE_MODEL
+
+MESSAGES = [
+    {"role": "system", "content": "You answer in one short sentence."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+@pytest.fixture(scope="module")
+def generator(real_specs: list[ModelSpec]) -> Any:
+    return real_specs[2].backend
+
+
+def greedy(generator: Any, prompt: str, n: int) -> str:
+    pieces = list(generator.generate_tokens(prompt, GenerationParams(max_new_tokens=n)))
+    return "".join(pieces[:n])
+
+
+def events(text: str) -> list[Any]:
+    out = []
+    for line in text.splitlines():
+        if line.startswith("data:"):
+            payload = line[5:].strip()
+            out.append(payload if payload == "[DONE]" else json.loads(payload))
+    return out
+
+
+def test_chat_prompt_is_the_models_own_template(generator):
+    prompt = generator.render_chat(MESSAGES)
+    assert prompt.startswith("<|im_start|>system\nYou answer in one short sentence.<|im_end|>")
+    assert "<|im_start|>user\nWhat is the capital of France?<|im_end|>" in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
+    tokens = generator.tokenize(prompt)
+    assert tokens[0] == "<|im_start|>"  # special tokens are single tokens
+    # with no system message, SmolLM2's template adds its own
+    assert "SmolLM" in generator.render_chat(MESSAGES[1:])
+
+
+def test_generate_matches_in_process_greedy(real_server, generator):
+    prompt = generator.render_chat(MESSAGES)
+    r = httpx.post(
+        f"{real_server.url}/generate",
+        json={"inputs": prompt, "parameters": {"max_new_tokens": 12, "details": True}},
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["generated_text"] == greedy(generator, prompt, 12)
+    assert body["generated_text"].strip()
+    assert body["details"]["finish_reason"] in ("length", "eos_token")
+
+
+def test_generate_stream_pieces_add_up(real_server, generator):
+    prompt = generator.render_chat(MESSAGES)
+    r = httpx.post(
+        f"{real_server.url}/generate_stream",
+        json={"inputs": prompt, "parameters": {"max_new_tokens": 12}},
+        timeout=120,
+    )
+    assert r.status_code == 200
+    evs = events(r.text)
+    text = "".join(e["token"]["text"] for e in evs if not e["token"]["special"])
+    assert text == evs[-1]["generated_text"] == greedy(generator, prompt, 12)
+    assert len(evs) > 3
+
+
+def test_chat_completion(real_server, generator):
+    body = {"model": GENERATE_MODEL, "messages": MESSAGES, "max_tokens": 24}
+    r = httpx.post(f"{real_server.url}/v1/chat/completions", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    prompt = generator.render_chat(MESSAGES)
+    assert answer["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": greedy(generator, prompt, 24),
+    }
+    assert answer["usage"]["prompt_tokens"] == len(generator.tokenize(prompt))
+    assert answer["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_chat_stream_deltas_add_up(real_server, generator):
+    body = {"model": GENERATE_MODEL, "messages": MESSAGES, "max_tokens": 24, "stream": True}
+    r = httpx.post(f"{real_server.url}/v1/chat/completions", json=body, timeout=120)
+    evs = events(r.text)
+    assert evs[-1] == "[DONE]"
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in evs[:-1] if e["choices"])
+    assert text == greedy(generator, generator.render_chat(MESSAGES), 24)
+
+
+def test_stop_sequence_and_router_layout(real_server, generator):
+    prompt = generator.render_chat(MESSAGES)
+    full = greedy(generator, prompt, 24)
+    word = full.split()[1]
+    r = httpx.post(
+        f"{real_server.url}/hf-inference/models/{GENERATE_MODEL}",
+        json={"inputs": prompt, "parameters": {"max_new_tokens": 24, "stop": [word]}},
+        timeout=120,
+    )
+    assert r.status_code == 200
+    text = r.json()[0]["generated_text"]
+    assert text.endswith(word)  # TGI keeps the stop sequence
+    assert full.startswith(text)
+
+
+def test_over_long_prompt_is_refused_with_the_real_count(real_server, generator):
+    prompt = "word " * 3000
+    r = httpx.post(
+        f"{real_server.url}/generate", json={"inputs": prompt, "parameters": {"max_new_tokens": 4}}
+    )
+    assert r.status_code == 422
+    assert f"Given: {len(generator.tokenize(prompt))}" in r.json()["error"]
+
+
+def test_info_of_a_generation_primary(real_specs):
+    from hfrag.server import ServerConfig
+    from hfrag.server.testing import serve_in_thread
+
+    config = ServerConfig(models=real_specs).with_primary(GENERATE_MODEL)
+    with serve_in_thread(config) as srv:
+        info = httpx.get(f"{srv.url}/info").json()
+    assert info["model_id"] == GENERATE_MODEL
+    assert info["max_total_tokens"] == 2048
+    assert info["max_input_tokens"] == 1536
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 + 5, 2**63 - 1])
+def test_sampling_with_any_tgi_seed(real_server, seed):
+    body = {
+        "inputs": "Once upon a time",
+        "parameters": {"max_new_tokens": 4, "do_sample": True, "temperature": 0.8, "seed": seed},
+    }
+    first = httpx.post(f"{real_server.url}/generate", json=body, timeout=120)
+    again = httpx.post(f"{real_server.url}/generate", json=body, timeout=120)
+    assert first.status_code == 200, first.text
+    assert first.json() == again.json()  # the same seed samples the same text
+
+
+def test_odd_chat_messages(real_server):
+    body = {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+            {"role": "user", "content": None},
+        ],
+        "max_tokens": 2,
+    }
+    r = httpx.post(f"{real_server.url}/v1/chat/completions", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["usage"]["completion_tokens"] <= 2
