@@ -205,3 +205,37 @@ def test_a_blank_question_is_an_error_message_not_a_traceback(
     assert "hfrag demo failed" in err
     assert "Traceback" not in err
     assert not [t for t in threading.enumerate() if t.name == "hfrag-server"]
+
+
+def test_hosted_runs_the_same_pipeline_on_the_router_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--hosted`` against a stand-in router (hfrag's server serving the hosted model ids)."""
+    from hfrag.demo import HOSTED_EMBED, HOSTED_LLM, HOSTED_RERANK
+    from hfrag.server import HashingBackend, ModelSpec, ServerConfig
+    from hfrag.server.testing import serve_in_thread
+
+    backend = HashingBackend()
+    config = ServerConfig(
+        models=[
+            ModelSpec(HOSTED_EMBED, "embed", backend),
+            ModelSpec(HOSTED_RERANK, "rerank", backend),
+            ModelSpec(HOSTED_LLM, "generate", backend, max_input_length=4096),
+        ]
+    )
+    with serve_in_thread(config) as router:
+        monkeypatch.setenv("HF_TOKEN", "hf_demo_test_token")
+        monkeypatch.setenv("HFRAG_ROUTER_URL", router.url)
+        out = Recorder()
+        answer = run(_args("--hosted"), out)
+        bodies = router.counters.bodies
+    assert "pipeline on the Hugging Face router" in out.text
+    assert "local server" not in out.text  # no server of the demo's own
+    assert f"answer from {HOSTED_LLM}" in out.text
+    assert "[bees]" in _section(out.text, "2. retrieved")[0]
+    assert answer.strip()
+    chat = [b for b in bodies if isinstance(b, dict) and "messages" in b]
+    assert chat
+    assert chat[0]["stream"] is True
+    assert chat[0]["model"].startswith(HOSTED_LLM)
+    assert "hf_demo_test_token" not in out.text

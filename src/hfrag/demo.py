@@ -93,15 +93,10 @@ def load_corpus() -> list[dict[str, str]]:
     return passages
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``hfrag demo``."""
+    from hfrag.cli import _positive_int as _positive
+
     parser.add_argument(
         "--framework",
         choices=("langchain", "llama-index"),
@@ -252,19 +247,8 @@ def _langchain(t: Targets, args: argparse.Namespace, p: Printer, clock: Timings)
         SystemMessage(SYSTEM),
         HumanMessage(_prompt(args.question, [d.page_content for d in ranked])),
     ]
-    p.line(f"\n4. answer from {t.llm} (streamed)")
-    parts: list[str] = []
-    begun = time.perf_counter()
-    with clock.step("answer"):
-        for chunk in chat.stream(messages):
-            text = chunk.text if isinstance(chunk.text, str) else str(chunk.content)
-            if text:
-                if not parts:
-                    clock.steps["first token"] = time.perf_counter() - begun
-                parts.append(text)
-                p.token(text)
-    p.line()
-    return "".join(parts)
+    pieces = (c.text if isinstance(c.text, str) else str(c.content) for c in chat.stream(messages))
+    return _stream_answer(t.llm, pieces, p, clock)
 
 
 def _llama_index(t: Targets, args: argparse.Namespace, p: Printer, clock: Timings) -> str:
@@ -311,16 +295,21 @@ def _llama_index(t: Targets, args: argparse.Namespace, p: Printer, clock: Timing
             role="user", content=_prompt(args.question, [n.node.get_content() for n in ranked])
         ),
     ]
-    p.line(f"\n4. answer from {t.llm} (streamed)")
+    return _stream_answer(t.llm, (r.delta or "" for r in llm.stream_chat(messages)), p, clock)
+
+
+def _stream_answer(llm: str, pieces: Iterator[str], p: Printer, clock: Timings) -> str:
+    """Print the answer's pieces as they arrive; time the first one and the whole answer."""
+    p.line(f"\n4. answer from {llm} (streamed)")
     parts: list[str] = []
     begun = time.perf_counter()
     with clock.step("answer"):
-        for response in llm.stream_chat(messages):
-            if response.delta:
+        for text in pieces:
+            if text:
                 if not parts:
                     clock.steps["first token"] = time.perf_counter() - begun
-                parts.append(response.delta)
-                p.token(response.delta)
+                parts.append(text)
+                p.token(text)
     p.line()
     return "".join(parts)
 
