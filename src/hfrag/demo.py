@@ -167,7 +167,8 @@ def _targets(hosted: bool, models: str, say: Callable[[str], None]) -> Iterator[
             HOSTED_LLM,
             None,
             provider="auto",
-            description="the Hugging Face router",
+            description="the Hugging Face router "
+            f"({os.environ.get('HFRAG_ROUTER_URL') or 'https://router.huggingface.co'})",
         )
         return
     try:
