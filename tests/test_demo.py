@@ -1,26 +1,241 @@
-"""``hfrag demo`` (what ``make demo`` runs) works offline and retrieves the right passages."""
+"""``hfrag demo`` (what ``make demo`` runs): the whole RAG pipeline, offline, in both frameworks."""
 
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import sys
+import threading
+from typing import Any
+
+import pytest
+
+from hfrag.cli import build_parser, main
+from hfrag.demo import load_corpus, run
 
 
-def test_demo_runs_offline_and_finds_the_answers() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
+class Recorder:
+    """A text stream that keeps every write apart (a streamed answer is many writes)."""
+
+    def __init__(self, interrupt_at: str | None = None, exc: type[BaseException] = RuntimeError):
+        self.writes: list[str] = []
+        self.interrupt_at = interrupt_at
+        self.exc = exc
+
+    def write(self, text: str) -> int:
+        if self.interrupt_at is not None and self.interrupt_at in text:
+            raise self.exc("stopped by the test")
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def text(self) -> str:
+        return "".join(self.writes)
+
+
+def _args(*argv: str) -> Any:
+    return build_parser().parse_args(["demo", *argv])
+
+
+def _server_url(text: str) -> str:
+    found = re.search(r"local server at (http://127\.0\.0\.1:\d+)", text)
+    assert found, text
+    return found.group(1)
+
+
+def _assert_stopped(url: str) -> None:
+    assert not [t for t in threading.enumerate() if t.name == "hfrag-server"]
+    port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+
+
+def _section(text: str, title: str) -> list[str]:
+    """The indented lines under the heading that starts with ``title``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    out = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        out.append(line)
+    return out
+
+
+def test_corpus_ships_with_the_package_and_its_licence() -> None:
+    corpus = load_corpus()
+    assert 20 <= len(corpus) <= 40
+    assert len({c["id"] for c in corpus}) == len(corpus)
+    assert all(c["text"].strip() for c in corpus)
+    from importlib.resources import files
+
+    notice = (files("hfrag") / "data" / "NOTICE.md").read_text(encoding="utf-8")
+    assert "Apache License, Version 2.0" in notice
+
+
+@pytest.mark.parametrize("framework", ["langchain", "llama-index"])
+def test_demo_runs_the_whole_pipeline_on_the_hash_models(framework: str) -> None:
+    out = Recorder()
+    answer = run(_args("--models", "hash", "--framework", framework, "-k", "4"), out)
+    text = out.text
+
+    assert "hashing models" in text
+    assert f"{framework} pipeline on hfrag's local server" in text
+    retrieved = _section(text, "2. retrieved")
+    assert len(retrieved) == 4
+    assert all(re.match(r"^\s+-?\d+\.\d{3}\s+\[\w+\] ", line) for line in retrieved)
+    assert "[bees]" in retrieved[0]  # the passage that answers the question comes first
+    reranked = _section(text, "3. reranked")
+    assert len(reranked) == 3  # --top-n
+    scores = [float(line.split()[0]) for line in reranked]
+    assert scores == sorted(scores, reverse=True)
+    ids = {line.split()[1] for line in retrieved}
+    assert {line.split()[1] for line in reranked} <= ids
+
+    # The answer arrived in several writes (streamed), and is what run() returns.
+    assert answer.strip()
+    start = next(i for i, w in enumerate(out.writes) if w.startswith("\n4. answer"))
+    tokens = []
+    for w in out.writes[start + 1 :]:
+        if w == "\n":
+            break
+        tokens.append(w)
+    assert len(tokens) > 1
+    assert "".join(tokens) == answer
+    assert "timings:" in text
+    assert re.search(r"total\s+\d+\.\d\d s", text)
+    assert "local server stopped" in text
+    _assert_stopped(_server_url(text))
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
+def test_the_server_stops_on_ctrl_c_or_an_error_mid_pipeline(exc: type[BaseException]) -> None:
+    out = Recorder(interrupt_at="3. reranked", exc=exc)
+    with pytest.raises(exc):
+        run(_args("--models", "hash"), out)
+    _assert_stopped(_server_url(out.text))
+
+
+def test_ctrl_c_ends_the_command_with_130_and_a_short_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdout", Recorder(interrupt_at="4. answer", exc=KeyboardInterrupt))
+    assert main(["demo", "--models", "hash"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not [t for t in threading.enumerate() if t.name == "hfrag-server"]
+
+
+def _env_without_token() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
+
+
+def test_hosted_without_a_token_fails_clearly() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "hfrag", "demo", "-k", "1"],
+        [sys.executable, "-m", "hfrag", "demo", "--hosted"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env_without_token(),
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "HF_TOKEN" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "local server" not in done.stdout  # nothing was started
+
+
+def test_demo_command_runs_offline_without_a_token() -> None:
+    """``make demo``'s command, as a process: exit 0, no token needed, server gone after."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hfrag", "demo", "--models", "hash", "--framework", "llama-index"],
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
+        env=_env_without_token(),
         check=True,
     )
-    lines = done.stdout.splitlines()
-    assert "local server" in lines[0]
-    answers = [line for line in lines if line.startswith("  ")]
-    assert len(answers) == 3
-    assert "Eiffel Tower" in answers[0]
-    assert "waggle dance" in answers[1]
-    assert "vector store" in answers[2]
+    assert "4. answer" in done.stdout
+    assert "timings:" in done.stdout
+    assert "100%" in done.stderr  # the embedding progress bar
+
+
+def _real_models_missing() -> list[str]:
+    try:
+        from hfrag.server.models_real import missing_runtimes
+    except ImportError:
+        return ["hfrag.server.models_real"]
+    return missing_runtimes()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(_real_models_missing()), reason="the local extra's models are missing")
+def test_demo_on_the_real_models_answers_with_the_generator() -> None:
+    from hfrag.server.models_real import EMBED_MODEL, GENERATE_MODEL
+
+    out = Recorder()
+    answer = run(_args("--models", "real", "--max-new-tokens", "48"), out)
+    text = out.text
+    assert "models: real" in text
+    assert f"embedding 30 passages with {EMBED_MODEL}" in text
+    assert f"answer from {GENERATE_MODEL}" in text
+    assert "[bees]" in _section(text, "2. retrieved")[0]
+    assert re.search(r"[A-Za-z]{3,}", answer)
+    # Generated, not a passage copied out as the hashing generator does.
+    assert answer.strip() not in {c["text"] for c in load_corpus()}
+    _assert_stopped(_server_url(text))
+
+
+@pytest.mark.parametrize("argv", [["-k", "0"], ["--top-n", "-1"], ["--framework", "haystack"]])
+def test_bad_options_are_rejected_before_anything_starts(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["demo", *argv])
+    assert info.value.code == 2
+
+
+def test_a_blank_question_is_an_error_message_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--models", "hash", "--question", "   "]) == 1
+    err = capsys.readouterr().err
+    assert "hfrag demo failed" in err
+    assert "Traceback" not in err
+    assert not [t for t in threading.enumerate() if t.name == "hfrag-server"]
+
+
+def test_hosted_runs_the_same_pipeline_on_the_router_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--hosted`` against a stand-in router (hfrag's server serving the hosted model ids)."""
+    from hfrag.demo import HOSTED_EMBED, HOSTED_LLM, HOSTED_RERANK
+    from hfrag.server import HashingBackend, ModelSpec, ServerConfig
+    from hfrag.server.testing import serve_in_thread
+
+    backend = HashingBackend()
+    config = ServerConfig(
+        models=[
+            ModelSpec(HOSTED_EMBED, "embed", backend),
+            ModelSpec(HOSTED_RERANK, "rerank", backend),
+            ModelSpec(HOSTED_LLM, "generate", backend, max_input_length=4096),
+        ]
+    )
+    with serve_in_thread(config) as router:
+        monkeypatch.setenv("HF_TOKEN", "hf_demo_test_token")
+        monkeypatch.setenv("HFRAG_ROUTER_URL", router.url)
+        out = Recorder()
+        answer = run(_args("--hosted"), out)
+        bodies = router.counters.bodies
+    assert "pipeline on the Hugging Face router" in out.text
+    assert "local server" not in out.text  # no server of the demo's own
+    assert f"answer from {HOSTED_LLM}" in out.text
+    assert "[bees]" in _section(out.text, "2. retrieved")[0]
+    assert answer.strip()
+    chat = [b for b in bodies if isinstance(b, dict) and "messages" in b]
+    assert chat
+    assert chat[0]["stream"] is True
+    assert chat[0]["model"].startswith(HOSTED_LLM)
+    assert "hf_demo_test_token" not in out.text

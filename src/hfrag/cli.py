@@ -236,27 +236,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo(sub: Any) -> None:
+    from hfrag.demo import add_arguments
+
     demo = sub.add_parser(
         "demo",
-        help="run a small retrieval pipeline (local server, or the router with HF_TOKEN)",
+        help="run a whole RAG pipeline (local server with real models, or the router)",
         description=(
-            "Embed a small corpus, store it in a vector store and retrieve passages for a few "
-            "questions: offline on hfrag's local server, or on the Hugging Face router when "
-            "HF_TOKEN is set."
+            "Embed a small corpus, retrieve, rerank and stream an LLM's answer through hfrag's "
+            "LangChain (or LlamaIndex) classes: offline on hfrag's local server (started and "
+            "stopped here; real models when the local extra is installed), or on the Hugging "
+            "Face router with --hosted and HF_TOKEN."
         ),
         formatter_class=_HelpFormatter,
     )
-    demo.add_argument(
-        "--local", action="store_true", help="use the local server even with HF_TOKEN"
-    )
-    demo.add_argument("-k", type=_positive_int, default=2, help="passages per question")
+    add_arguments(demo)
     demo.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from hfrag.demo import run
+    from hfrag.demo import DemoError, run
+    from hfrag.errors import HfragError
 
-    run(print, local=args.local, k=args.k)
+    try:
+        run(args)
+    except DemoError as exc:
+        print(f"hfrag demo: {exc}", file=sys.stderr)
+        return 2
+    except HfragError as exc:
+        print(f"\nhfrag demo failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nhfrag demo: interrupted (local server stopped)", file=sys.stderr)
+        return 130
     return 0
 
 
