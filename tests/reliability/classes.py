@@ -38,7 +38,9 @@ class Subject:
 
 
 def _all_str(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    """A list, tuple or 1-D array of strings: what the framework objects are built from."""
+    ordered = isinstance(value, (list, tuple)) or getattr(value, "ndim", None) == 1
+    return ordered and all(isinstance(v, str) for v in value)
 
 
 def _lc_docs(value: Any) -> Any:
