@@ -18,6 +18,8 @@ from tests.llm import LLAMA
 EMBED = "hfrag/hash-embed"
 RERANK = "hfrag/hash-rerank"
 QUERY = "which record is about rivers?"
+#: A good input for each kind of class.
+INPUTS = {"embed": ["alpha", "beta"], "rerank": ["alpha", "beta"], "generate": "Say hello."}
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from hfrag.errors import HfragError, InputError
-from hfrag.server.testing import ServerHandle, serve_in_thread
-from tests.llm import llm_config
+from hfrag.server.testing import ServerHandle
 from tests.reliability.classes import SUBJECTS, Subject, close
 
 pytestmark = pytest.mark.timeout(120)
@@ -134,18 +133,6 @@ PROMPTS: dict[str, tuple[Any, Any, dict[str, Any]]] = {
 def _expected(table: dict[str, Any], case: str, subject: Subject) -> Any:
     _, outcome, overrides = table[case]
     return overrides.get(subject.name, overrides.get(subject.kind, outcome))
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[ServerHandle]:
-    with serve_in_thread(llm_config()) as srv:
-        yield srv
-
-
-@pytest.fixture
-def server(_server: ServerHandle) -> ServerHandle:
-    _server.reset()
-    return _server
 
 
 def _length(value: Any) -> int:

@@ -12,27 +12,12 @@ import pytest
 
 from hfrag.errors import AuthenticationError, RedirectError
 from hfrag.server.state import CannedResponse
-from hfrag.server.testing import ServerHandle, serve_in_thread
+from hfrag.server.testing import ServerHandle
 from tests.adapters import PLANTED
-from tests.llm import llm_config
-from tests.reliability.classes import SUBJECTS, Subject, close
+from tests.reliability.classes import INPUTS, SUBJECTS, Subject, close
 from tests.reliability.rawserver import RawServer, respond
 
 pytestmark = pytest.mark.timeout(60)
-
-INPUTS = {"embed": ["alpha", "beta"], "rerank": ["alpha", "beta"], "generate": "Say hello."}
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[ServerHandle]:
-    with serve_in_thread(llm_config()) as srv:
-        yield srv
-
-
-@pytest.fixture
-def server(_server: ServerHandle) -> ServerHandle:
-    _server.reset()
-    return _server
 
 
 class _Records(logging.Handler):

@@ -5,7 +5,6 @@ deadline."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,13 +18,10 @@ from hfrag.errors import (
     PaymentRequiredError,
 )
 from hfrag.server.state import CannedResponse
-from hfrag.server.testing import ServerHandle, serve_in_thread
-from tests.llm import llm_config
-from tests.reliability.classes import SUBJECTS, Subject, close
+from hfrag.server.testing import ServerHandle
+from tests.reliability.classes import INPUTS, SUBJECTS, Subject, close
 
 pytestmark = pytest.mark.timeout(60)
-
-INPUTS = {"embed": ["alpha", "beta"], "rerank": ["alpha", "beta"], "generate": "Say hello."}
 
 HARD = [
     (401, AuthenticationError),
@@ -33,18 +29,6 @@ HARD = [
     (403, AuthenticationError),
     (404, NotFoundError),
 ]
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[ServerHandle]:
-    with serve_in_thread(llm_config()) as srv:
-        yield srv
-
-
-@pytest.fixture
-def server(_server: ServerHandle) -> ServerHandle:
-    _server.reset()
-    return _server
 
 
 @pytest.mark.parametrize(("status", "error"), HARD, ids=[str(s) for s, _ in HARD])

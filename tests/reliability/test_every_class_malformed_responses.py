@@ -8,7 +8,6 @@ AttributeError, pydantic error or a silently wrong result.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,13 +20,11 @@ from hfrag.errors import (
     RedirectError,
 )
 from hfrag.server.state import CannedResponse
-from hfrag.server.testing import ServerHandle, serve_in_thread
-from tests.llm import llm_config
-from tests.reliability.classes import SUBJECTS, Subject, close
+from hfrag.server.testing import ServerHandle
+from tests.reliability.classes import INPUTS, SUBJECTS, Subject, close
 
 pytestmark = pytest.mark.timeout(60)
 
-INPUTS = {"embed": ["alpha", "beta"], "rerank": ["alpha", "beta"], "generate": "Say hello."}
 HTML = "<html><body><h1>Welcome to nginx!</h1></body></html>"
 
 #: id -> (answer, expected error), for every class.
@@ -123,18 +120,6 @@ BY_KIND: dict[str, dict[str, tuple[CannedResponse, type[Exception]]]] = {
 CASES = [(s, c, *GENERIC[c]) for s in SUBJECTS for c in GENERIC] + [
     (s, c, *BY_KIND[s.kind][c]) for s in SUBJECTS for c in BY_KIND[s.kind]
 ]
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[ServerHandle]:
-    with serve_in_thread(llm_config()) as srv:
-        yield srv
-
-
-@pytest.fixture
-def server(_server: ServerHandle) -> ServerHandle:
-    _server.reset()
-    return _server
 
 
 @pytest.mark.parametrize(

@@ -11,18 +11,18 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from hfrag.errors import InferenceError
 from hfrag.server import FaultConfig
-from hfrag.server.testing import ServerHandle, serve_in_thread
+from hfrag.server.testing import ServerHandle
 from hfrag.tasks import ChatClient, EmbeddingOptions, EmbeddingsClient, RerankClient
 from hfrag.tasks.generation import TextDelta
 from tests.adapters import EMBED_MODEL, RERANK_MODEL, expected, rerank_scores
-from tests.llm import ANSWER, LLAMA, PROMPT, llm_config
+from tests.llm import ANSWER, LLAMA, PROMPT
 from tests.sockets import open_connections
 
 pytestmark = pytest.mark.timeout(240)
@@ -40,18 +40,6 @@ MIXED = FaultConfig(
 )
 FAST_RETRIES = {"max_retries": 10, "max_retry_wait": 0.02}
 SOAK_TEXTS = 50_000
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[ServerHandle]:
-    with serve_in_thread(llm_config()) as srv:
-        yield srv
-
-
-@pytest.fixture
-def server(_server: ServerHandle) -> ServerHandle:
-    _server.reset()
-    return _server
 
 
 def _eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
