@@ -37,7 +37,7 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[all,dev,bench]"
-	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+	$(PY) benchmarks/report.py
 
 # The sdist and wheel in dist/ (python -m build), checked with twine.
 dist: $(STAMP)

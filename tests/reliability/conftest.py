@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from hfrag.server.testing import ServerHandle, serve_in_thread
+from tests.llm import llm_config
 from tests.reliability.rawserver import RawServer
 
 
@@ -34,3 +35,17 @@ def local(_module_local_server: ServerHandle) -> ServerHandle:
     """hfrag's local server, one per module, with fresh counters for each test."""
     _module_local_server.reset()
     return _module_local_server
+
+
+@pytest.fixture(scope="module")
+def _module_every_server() -> Iterator[ServerHandle]:
+    with serve_in_thread(llm_config()) as srv:
+        yield srv
+
+
+@pytest.fixture
+def server(_module_every_server: ServerHandle) -> ServerHandle:
+    """A local server for every public class (embedding, re-ranking and LLM models on the router
+    layout), one per module, with fresh counters, scripts and faults for each test."""
+    _module_every_server.reset()
+    return _module_every_server

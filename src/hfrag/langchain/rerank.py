@@ -20,6 +20,7 @@ from pydantic import ConfigDict
 from hfrag._fields import ADAPTER_CONFIG, RankingFields, RerankFields
 from hfrag.langchain._serial import HfragSerializable
 from hfrag.tasks import RerankResult
+from hfrag.tasks.inputs import check_objects
 from hfrag.tasks.scores import Scores
 
 try:  # langchain-core 1.x; earlier, the interface lived in langchain-community
@@ -69,7 +70,7 @@ class HuggingFaceInferenceReranker(RankingFields, HfragSerializable, BaseDocumen
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         """The best ``top_n`` documents for ``query``, best first, scored in copies."""
-        docs = list(documents)
+        docs = check_objects(documents, Document, "LangChain Document objects")
         results = self.rerank_client().rerank(
             query,
             [d.page_content for d in docs],
@@ -82,7 +83,7 @@ class HuggingFaceInferenceReranker(RankingFields, HfragSerializable, BaseDocumen
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         """Async :meth:`compress_documents` (native, no thread)."""
-        docs = list(documents)
+        docs = check_objects(documents, Document, "LangChain Document objects")
         results = await self.rerank_client().arerank(
             query,
             [d.page_content for d in docs],

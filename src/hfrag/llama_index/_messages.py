@@ -23,6 +23,7 @@ from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
 from llama_index.core.llms.llm import ToolSelection
 
 from hfrag.errors import InputError
+from hfrag.tasks.inputs import check_objects
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -34,8 +35,9 @@ _SKIPPED_BLOCKS = frozenset({"tool_call", "thinking", "cache", "cache_point", "c
 
 
 def wire_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
-    """``messages`` in the OpenAI chat shape."""
-    return [wire_message(m, i) for i, m in enumerate(messages)]
+    """``messages`` in the OpenAI chat shape (a ``TypeError`` for anything but ChatMessages)."""
+    checked = check_objects(messages, ChatMessage, "LlamaIndex ChatMessage objects")
+    return [wire_message(m, i) for i, m in enumerate(checked)]
 
 
 def wire_message(message: ChatMessage, position: int = 0) -> dict[str, Any]:

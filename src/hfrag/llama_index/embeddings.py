@@ -23,6 +23,7 @@ from typing_extensions import Self
 
 from hfrag._fields import ADAPTER_CONFIG, EmbeddingFields
 from hfrag.errors import ConfigurationError
+from hfrag.tasks.inputs import check_texts
 from hfrag.tasks.vectors import Matrix
 
 __all__ = ["HuggingFaceInferenceEmbedding"]
@@ -138,6 +139,7 @@ class HuggingFaceInferenceEmbedding(EmbeddingFields, BaseEmbedding):
         The client cuts the list into ``embed_batch_size`` requests and runs them concurrently.
         A progress bar is shown when ``show_progress`` (here or the field) is set.
         """
+        texts = check_texts(texts)  # before any event: a numpy array, None, a set...
         if not texts:
             return []
         with self._embedding_event(texts) as result:
@@ -153,6 +155,7 @@ class HuggingFaceInferenceEmbedding(EmbeddingFields, BaseEmbedding):
         self, texts: list[str], show_progress: bool = False, **kwargs: Any
     ) -> list[Embedding]:
         """Async :meth:`get_text_embedding_batch`."""
+        texts = check_texts(texts)  # before any event: a numpy array, None, a set...
         if not texts:
             return []
         with self._embedding_event(texts) as result:

@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field
 from hfrag._fields import ADAPTER_CONFIG, RankingFields
 from hfrag.errors import InputError
 from hfrag.tasks import RerankResult
+from hfrag.tasks.inputs import check_objects
 
 __all__ = ["HuggingFaceInferenceRerank"]
 
@@ -65,7 +66,8 @@ class HuggingFaceInferenceRerank(RankingFields, BaseNodePostprocessor):
     ) -> tuple[QueryBundle, list[str]]:
         if query_bundle is None:
             raise InputError("reranking needs a query: pass query_bundle or query_str")
-        texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+        checked = check_objects(nodes, NodeWithScore, "LlamaIndex NodeWithScore objects")
+        texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in checked]
         return query_bundle, texts
 
     def _cut(self) -> dict[str, Any]:

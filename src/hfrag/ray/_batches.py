@@ -16,7 +16,7 @@ its own format, so the same code serves Spark without Ray.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -65,7 +65,15 @@ def texts_of(batch: Any, column: str) -> list[Any]:
         return values
     if kind == "pandas":
         return list(batch[column].tolist())
-    return list(np.asarray(batch[column]).tolist())
+    column_values: Any = batch[column]
+    if isinstance(column_values, np.ndarray):
+        return list(column_values.tolist())
+    if isinstance(column_values, (str, bytes)) or not isinstance(column_values, Sequence):
+        raise TypeError(
+            f"column {column!r} must be an array or a list of strings, got "
+            f"{type(column_values).__name__}"
+        )
+    return list(column_values)
 
 
 def with_vectors(batch: Any, column: str, vectors: Matrix) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 
 from hfrag.errors import InputError
 
-__all__ = ["check_text", "check_texts"]
+__all__ = ["check_objects", "check_text", "check_texts"]
 
 _SHOWN = 20
 
@@ -90,3 +90,17 @@ def check_text(text: Any, what: str = "text") -> str:
     if not _encodable(text):
         raise InputError(f"{what} cannot be encoded as UTF-8 (it holds lone surrogates)", [0])
     return text
+
+
+def check_objects(items: Any, kind: type[Any] | tuple[type[Any], ...], what: str) -> list[Any]:
+    """Framework objects (LangChain documents, LlamaIndex nodes) as a list, or a ``TypeError``
+    naming the first item of another type (a bare string, a list of strings, ``None``...)."""
+    if isinstance(items, (str, bytes, Mapping)) or not hasattr(items, "__iter__"):
+        raise TypeError(f"expected a list of {what}, got {type(items).__name__}")
+    out = list(items)
+    for i, item in enumerate(out):
+        if not isinstance(item, kind):
+            raise TypeError(
+                f"expected a list of {what}; item {i} is {type(item).__name__}: {item!r:.80}"
+            )
+    return out

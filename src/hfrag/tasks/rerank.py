@@ -72,12 +72,11 @@ def check_documents(texts: Sequence[Any]) -> tuple[list[str], list[int]]:
     Types and every other input rule are :func:`~hfrag.tasks.embeddings.check_texts`'s; only
     emptiness is relaxed: empty documents are skipped, with a warning.
     """
-    if isinstance(texts, (str, bytes)):
-        check_texts(texts)  # its TypeError: a bare string is not a list of documents
-    items = list(texts)
     try:
-        return check_texts(items), list(range(len(items)))
+        items = check_texts(texts)  # its TypeErrors: a bare string, a set, a generator...
+        return items, list(range(len(items)))
     except InputError as error:
+        items = list(texts)
         if not error.positions or any(items[i].strip() for i in error.positions):
             raise  # not (only) about empty documents
         skipped = set(error.positions)

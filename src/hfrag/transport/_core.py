@@ -111,14 +111,27 @@ class DriverCore:
         headers: dict[str, str],
         budget: float | None,
     ) -> httpx.Request:
-        """The httpx request of one attempt; ``budget`` bounds each connect, write and read."""
-        return client.build_request(
-            request.method,
-            request.url,
-            json=request.json,
-            headers=headers,
-            timeout=httpx.Timeout(budget),
-        )
+        """The httpx request of one attempt; ``budget`` bounds each connect, write and read.
+
+        A body that cannot be encoded as UTF-8 (a lone surrogate in a prompt, a message or an
+        option) is the caller's input error, raised before anything is sent.
+        """
+        try:
+            return client.build_request(
+                request.method,
+                request.url,
+                json=request.json,
+                headers=headers,
+                timeout=httpx.Timeout(budget),
+            )
+        except UnicodeEncodeError:
+            from hfrag.errors import InputError
+
+            raise InputError(
+                "the request holds text that cannot be encoded as UTF-8 (a lone surrogate "
+                "character, often from decoding bytes with errors='surrogateescape'); clean it, "
+                "e.g. text.encode('utf-8', 'replace').decode('utf-8')"
+            ) from None
 
     def _timeout_error(self, request: Request, end: float | None, budget: float | None) -> Any:
         left = remaining(end)
