@@ -190,7 +190,9 @@ def test_refused_connection_is_retried_within_its_budget_and_says_how_long() -> 
     assert error.attempts is not None
     assert 1 < error.attempts < 11
     assert error.elapsed is not None
-    assert error.elapsed <= REFUSED_BUDGET
+    # Every retry starts within the budget; the last attempt's own few milliseconds may end
+    # past it, so the bound checked here is loose (the rule itself is tested purely below).
+    assert error.elapsed < REFUSED_BUDGET + 1.0
     text = str(error)
     assert "refused, nothing is listening there" in text
     assert f"hfrag gave up after {error.attempts} attempts in" in text
