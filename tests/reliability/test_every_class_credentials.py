@@ -25,7 +25,7 @@ pytestmark = [
     # state that leaks between modules is found, this module runs only when asked for.
     pytest.mark.skipif(
         not os.environ.get("HFRAG_RUN_CREDENTIAL_SUITE"),
-        reason="stalls after the full suite in a fresh environment; set HFRAG_RUN_CREDENTIAL_SUITE=1",
+        reason="stalls after the full suite in a fresh install; set HFRAG_RUN_CREDENTIAL_SUITE=1",
     ),
 ]
 
