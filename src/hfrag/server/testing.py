@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +34,13 @@ from hfrag.server.faults import FaultConfig
 from hfrag.server.runtime import ModelRuntime
 from hfrag.server.state import CannedResponse, Counters, ServerState
 
-__all__ = ["CannedResponse", "Counters", "ServerHandle", "serve_in_thread"]
+__all__ = [
+    "CannedResponse",
+    "Counters",
+    "ServerHandle",
+    "serve_in_subprocess",
+    "serve_in_thread",
+]
 
 
 class ServerHandle:
@@ -168,3 +176,36 @@ def serve_in_thread(config: ServerConfig | None = None) -> Iterator[ServerHandle
         yield handle
     finally:
         handle.stop()
+
+
+@contextmanager
+def serve_in_subprocess(*args: str, startup_timeout: float = 120.0) -> Iterator[str]:
+    """Run ``hfrag serve --port 0 *args`` in a child process for the ``with`` block; yields its URL.
+
+    For measuring a client alone (the server's CPU is not counted in this process's
+    ``time.process_time()``). The child is terminated, then killed if it lingers, on the way out.
+    """
+    cmd = [sys.executable, "-m", "hfrag", "serve", "--port", "0", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    timer = threading.Timer(startup_timeout, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        seen: list[str] = []
+        for line in proc.stdout:  # the model list comes first, then "ready on <url>"
+            seen.append(line)
+            if "ready on" in line:
+                break
+        else:
+            raise RuntimeError("hfrag serve exited before it was ready:\n" + "".join(seen[-20:]))
+        timer.cancel()
+        url = next(word for word in line.split() if word.startswith("http://"))
+        yield url.rstrip("/")
+    finally:
+        timer.cancel()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
