@@ -5,7 +5,6 @@ refuses it, and it is not sent after a redirect."""
 from __future__ import annotations
 
 import logging
-import os
 import traceback
 from collections.abc import Iterator
 
@@ -18,16 +17,7 @@ from tests.adapters import PLANTED
 from tests.reliability.classes import INPUTS, SUBJECTS, Subject, close
 from tests.reliability.rawserver import RawServer, respond
 
-pytestmark = [
-    pytest.mark.timeout(60),
-    # Run alone, after the framework modules or after Ray, every case passes; run after the whole
-    # suite in a freshly installed environment, several cases stall until the timeout. Until the
-    # state that leaks between modules is found, this module runs only when asked for.
-    pytest.mark.skipif(
-        not os.environ.get("HFRAG_RUN_CREDENTIAL_SUITE"),
-        reason="stalls after the full suite in a fresh install; set HFRAG_RUN_CREDENTIAL_SUITE=1",
-    ),
-]
+pytestmark = pytest.mark.timeout(60)
 
 
 class _Records(logging.Handler):

@@ -13,6 +13,7 @@ import base64
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -102,9 +103,26 @@ def scrub_error(error: InferenceError, secrets: Iterable[str]) -> InferenceError
 
 
 # --- what live clients hold, for the log filter ---
+#
+# ``forget`` runs from ``weakref.finalize``, that is from the garbage collector, which may fire in
+# any thread at any allocation: also while this thread holds ``_LOCK`` (in ``register``) or while
+# the log filter reads. So ``forget`` never takes the lock (it only queues the id: a deque append
+# is atomic), the queue is applied by whoever next holds the lock, and readers take the current
+# snapshot (one reference read) without locking. A forgotten secret may be scrubbed a little
+# longer than needed; a log call never waits on a collection.
 
 _LOCK = threading.Lock()
 _HELD: dict[int, frozenset[str]] = {}
+_FORGOTTEN: deque[int] = deque()
+_SNAPSHOT: frozenset[str] = frozenset()
+
+
+def _apply_forgotten() -> None:
+    """Drop what collected owners registered, and rebuild the snapshot. Call with ``_LOCK`` held."""
+    global _SNAPSHOT
+    while _FORGOTTEN:
+        _HELD.pop(_FORGOTTEN.popleft(), None)
+    _SNAPSHOT = frozenset().union(*_HELD.values()) if _HELD else frozenset()
 
 
 def register(owner: object, secrets: Iterable[str]) -> None:
@@ -113,18 +131,28 @@ def register(owner: object, secrets: Iterable[str]) -> None:
     if not found:
         return
     with _LOCK:
+        # First what collected owners left: a new owner may reuse a collected one's id.
+        _apply_forgotten()
         _HELD[id(owner)] = _HELD.get(id(owner), frozenset()) | found
+        _apply_forgotten()
 
 
 def forget(owner_id: int) -> None:
-    """Stop scrubbing what the object with this ``id`` registered (it was closed or collected)."""
-    with _LOCK:
-        _HELD.pop(owner_id, None)
+    """Stop scrubbing what the object with this ``id`` registered (it was closed or collected).
+
+    Safe from a finalizer in any thread: it never blocks (see the note above).
+    """
+    _FORGOTTEN.append(owner_id)
+    if _LOCK.acquire(blocking=False):
+        try:
+            _apply_forgotten()
+        finally:
+            _LOCK.release()
 
 
 def held() -> frozenset[str]:
-    with _LOCK:
-        return frozenset().union(*_HELD.values()) if _HELD else frozenset()
+    """Every secret a live client registered (a snapshot; never blocks)."""
+    return _SNAPSHOT
 
 
 class ScrubFilter(logging.Filter):
