@@ -16,6 +16,7 @@ import pytest
 
 import hfrag.cli
 from hfrag.cli import build_parser, main
+from hfrag.server.testing import serve_in_subprocess
 
 SRC = str(Path(hfrag.cli.__file__).resolve().parents[1])
 
@@ -182,3 +183,21 @@ def test_models_real_serves_the_packaged_models_and_says_so():
     text = describe_models(config)
     assert "sentence-transformers/all-MiniLM-L6-v2 (embed, onnxruntime-int8, max input 256)" in text
     assert "HuggingFaceTB/SmolLM2-135M-Instruct (generate, llama.cpp, max input 1536)" in text
+
+
+def test_serve_in_subprocess_yields_a_live_server_and_stops_it():
+    serving = serve_in_subprocess("--models", "hash", "--embed-dim", "16", "--log-level", "info")
+    with serving as url, httpx.Client(timeout=10) as http:
+        # A log line a request, about 100 KB in all: more than a pipe holds (64 KB) unless drained.
+        for _ in range(1200):
+            assert http.post(f"{url}/embed", json={"inputs": ["a"]}).status_code == 200
+        assert len(http.post(f"{url}/embed", json={"inputs": ["a"]}).json()[0]) == 16
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/health", timeout=2)
+
+
+def test_serve_in_subprocess_says_why_the_server_did_not_start():
+    refused = pytest.raises(RuntimeError, match="exited before it was ready")
+    with refused as info, serve_in_subprocess("--max-batch-size", "zero"):
+        pass
+    assert "zero" in str(info.value)

@@ -183,7 +183,8 @@ def serve_in_subprocess(*args: str, startup_timeout: float = 120.0) -> Iterator[
     """Run ``hfrag serve --port 0 *args`` in a child process for the ``with`` block; yields its URL.
 
     For measuring a client alone (the server's CPU is not counted in this process's
-    ``time.process_time()``). The child is terminated, then killed if it lingers, on the way out.
+    ``time.process_time()``). The child's output is read all along (a full pipe would stall it);
+    it is terminated, then killed if it lingers, on the way out.
     """
     cmd = [sys.executable, "-m", "hfrag", "serve", "--port", "0", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -199,8 +200,8 @@ def serve_in_subprocess(*args: str, startup_timeout: float = 120.0) -> Iterator[
         else:
             raise RuntimeError("hfrag serve exited before it was ready:\n" + "".join(seen[-20:]))
         timer.cancel()
-        url = next(word for word in line.split() if word.startswith("http://"))
-        yield url.rstrip("/")
+        threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+        yield next(word for word in line.split() if word.startswith("http://")).rstrip("/")
     finally:
         timer.cancel()
         proc.terminate()
