@@ -125,6 +125,8 @@ class _Channel:
 
     async def get(self, alive: Callable[[], bool] | None, poll: float) -> Any:
         """The next item; ``ConnectionResetError`` once ``alive()`` says the reader is gone."""
+        if alive is not None and not alive():
+            raise ConnectionResetError("the client went away")
         while not self.items:
             self.ready.clear()
             if alive is None:
@@ -221,9 +223,9 @@ class ModelRuntime:
         - Leaving the ``async for`` early (``break``, an exception, cancellation, ``aclose()``)
           stops the thread before its next item and closes ``produce()``'s iterator; a stream
           left while still queued behind another job never starts.
-        - While waiting for an item, ``alive()`` is checked every ``poll`` seconds: once it is
-          false (the client went away) the stream raises ``ConnectionResetError`` and stops
-          the thread likewise.
+        - ``alive()`` is checked before each item and every ``poll`` seconds while waiting for
+          one: once it is false (the client went away) the stream raises
+          ``ConnectionResetError`` and stops the thread likewise.
         - An exception raised by ``produce`` on the thread is raised here.
 
         Consume it with ``contextlib.aclosing`` so an abandoned stream stops its thread at once.
