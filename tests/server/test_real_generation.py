@@ -238,3 +238,17 @@ def test_chat_client_streams_the_same_answer(real_server, generator):
         client.close()
     assert len(pieces) > 5
     assert "".join(pieces) == whole.text == greedy(generator, generator.render_chat(MESSAGES), 24)
+
+
+def test_chat_stream_with_a_stop_sequence_matches_the_whole_answer(real_server, generator):
+    full = greedy(generator, generator.render_chat(MESSAGES), 24)
+    stop = full[len(full) // 3 : len(full) // 3 + 5]  # likely split across tokens
+    body = {"model": GENERATE_MODEL, "messages": MESSAGES, "max_tokens": 24, "stop": [stop]}
+    plain = httpx.post(f"{real_server.url}/v1/chat/completions", json=body, timeout=120).json()
+    r = httpx.post(
+        f"{real_server.url}/v1/chat/completions", json={**body, "stream": True}, timeout=120
+    )
+    evs = events(r.text)
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in evs[:-1] if e["choices"])
+    assert text == plain["choices"][0]["message"]["content"] == full[: full.find(stop)]
+    assert evs[-2]["choices"][0]["finish_reason"] == "stop"

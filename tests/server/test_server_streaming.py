@@ -383,3 +383,20 @@ def test_a_chat_client_leaving_a_stream_early_stops_the_model(make_server, mode)
     assert backend.closed.wait(10)
     assert backend.produced == 2
     client.close()
+
+
+def test_stopping_the_server_mid_stream_stops_the_model(make_server):
+    endless = Scripted(iter(lambda: " x", None))
+    srv = make_server(config(endless))
+    body = {"inputs": "x", "parameters": {"max_new_tokens": 10**6}}
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream("POST", f"{srv.url}/generate_stream", json=body) as r,
+    ):
+        assert tgi_text(next(payloads(r.iter_lines()))) == " x"
+        srv.stop()  # while this client holds the stream open without reading
+        assert endless.closed.wait(10), "the model kept generating after the server stopped"
+    wait_until(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("hfrag-generate")],
+        "no generation thread",
+    )
