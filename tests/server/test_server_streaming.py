@@ -13,7 +13,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -77,6 +77,24 @@ def wait_until(condition: Callable[[], bool], what: str = "condition") -> None:
             return
         pause.wait(0.01)
     raise AssertionError(f"{what} not reached in 10 s")
+
+
+def stream_text(
+    client: httpx.Client, url: str, path: str, body: dict[str, Any], text_of: Callable[[Any], str]
+) -> str:
+    """The text of a whole streamed answer."""
+    with client.stream("POST", url + path, json=body) as r:
+        assert r.status_code == 200
+        return "".join(text_of(e) for e in payloads(r.iter_lines()))
+
+
+def hold_a_stream(
+    pool: ThreadPoolExecutor, client: httpx.Client, url: str, backend: Gated
+) -> Future[str]:
+    """A ``/generate_stream`` answer on the model thread, held before its second token."""
+    running = pool.submit(stream_text, client, url, *ROUTES["generate_stream"])
+    wait_until(lambda: backend.produced == 1, "the first stream's first token")
+    return running
 
 
 def whole_answer(url: str, route: str, body: dict[str, Any]) -> str:
@@ -155,15 +173,8 @@ def test_a_client_that_stops_reading_an_endless_answer_stops_the_model(make_serv
 def test_a_stream_whose_client_left_while_queued_never_starts(make_server):
     backend = Gated(HashingBackend(16))
     srv = make_server(config(backend))
-    path, body, text_of = ROUTES["generate_stream"]
     with ThreadPoolExecutor(1) as pool, httpx.Client(timeout=60) as client:
-
-        def first_stream() -> str:
-            with client.stream("POST", srv.url + path, json=body) as r:
-                return "".join(text_of(e) for e in payloads(r.iter_lines()))
-
-        running = pool.submit(first_stream)
-        wait_until(lambda: backend.produced == 1, "the first stream's first token")
+        running = hold_a_stream(pool, client, srv.url, backend)
         request = json.dumps({"model": GEN, "messages": messages(), "stream": True}).encode()
         head = f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         with socket.create_connection(("127.0.0.1", srv.port)) as queued:
@@ -182,16 +193,9 @@ def test_two_streams_and_queued_answers_share_one_model_thread(make_server):
     srv = make_server(config(backend))
     other = "Rome is in Italy. Oslo is cold.\nQuestion: Where is Rome?"
     with ThreadPoolExecutor(6) as pool, httpx.Client(timeout=60) as client:
-
-        def stream(path: str, body: dict[str, Any], text_of: Callable[[Any], str]) -> str:
-            with client.stream("POST", srv.url + path, json=body) as r:
-                assert r.status_code == 200
-                return "".join(text_of(e) for e in payloads(r.iter_lines()))
-
-        first = pool.submit(stream, *ROUTES["generate_stream"])
-        wait_until(lambda: backend.produced == 1, "the first stream's first token")
+        first = hold_a_stream(pool, client, srv.url, backend)
         chat_body = {"model": GEN, "messages": messages(other), "stream": True}
-        second = pool.submit(stream, CHAT, chat_body, chat_text)
+        second = pool.submit(stream_text, client, srv.url, CHAT, chat_body, chat_text)
         plain = [
             pool.submit(client.post, f"{srv.url}/generate", json={"inputs": p})
             for p in (PROMPT, other, PROMPT)
@@ -213,15 +217,8 @@ def test_two_streams_and_queued_answers_share_one_model_thread(make_server):
 def test_a_full_queue_refuses_a_stream_with_429_not_a_200_stream(make_server):
     backend = Gated(HashingBackend(16))
     srv = make_server(config(backend, max_concurrent_requests=1))
-    path, body, text_of = ROUTES["generate_stream"]
     with ThreadPoolExecutor(1) as pool, httpx.Client(timeout=60) as client:
-
-        def stream() -> str:
-            with client.stream("POST", srv.url + path, json=body) as r:
-                return "".join(text_of(e) for e in payloads(r.iter_lines()))
-
-        running = pool.submit(stream)
-        wait_until(lambda: backend.produced == 1, "the first stream's first token")
+        running = hold_a_stream(pool, client, srv.url, backend)
         try:
             for route in ("generate_stream", "chat"):
                 p, b, _ = ROUTES[route]
