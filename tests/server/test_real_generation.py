@@ -252,3 +252,17 @@ def test_chat_stream_with_a_stop_sequence_matches_the_whole_answer(real_server, 
     text = "".join(e["choices"][0]["delta"].get("content") or "" for e in evs[:-1] if e["choices"])
     assert text == plain["choices"][0]["message"]["content"] == full[: full.find(stop)]
     assert evs[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_stream_left_early_leaves_the_model_answering_as_before(real_server, generator):
+    body = {"model": GENERATE_MODEL, "messages": MESSAGES, "max_tokens": 48, "stream": True}
+    with (
+        httpx.Client(timeout=120) as client,
+        client.stream("POST", f"{real_server.url}/v1/chat/completions", json=body) as r,
+    ):
+        lines = (line for line in r.iter_lines() if line.startswith("data:"))
+        assert [next(lines), next(lines)]  # two tokens, then the client hangs up
+    plain = {**body, "stream": False, "max_tokens": 24}
+    answer = httpx.post(f"{real_server.url}/v1/chat/completions", json=plain, timeout=120).json()
+    prompt = generator.render_chat(MESSAGES)
+    assert answer["choices"][0]["message"]["content"] == greedy(generator, prompt, 24)
