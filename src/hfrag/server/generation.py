@@ -4,6 +4,10 @@ Validation errors carry TGI's messages (``Input validation error: ...``, type ``
 422). Stopping is applied here, not by the backend: ``max_new_tokens`` (finish ``length``), the
 ``stop`` sequences (``stop_sequence``, the stop text stays in TGI's ``generated_text``), and the
 end of the backend's tokens (``eos_token``, reported as a special ``</s>`` token like TGI).
+
+``generate_steps`` applies them one token at a time, so streams send each token as it is made
+and non-streamed answers (``generate``) are the same steps collected; ``StopHoldback`` keeps the
+start of a possible stop sequence out of OpenAI-form deltas until the next token decides it.
 """
 
 from __future__ import annotations
