@@ -239,3 +239,51 @@ def test_hosted_runs_the_same_pipeline_on_the_router_models(
     assert chat[0]["stream"] is True
     assert chat[0]["model"].startswith(HOSTED_LLM)
     assert "hf_demo_test_token" not in out.text
+
+
+@pytest.mark.parametrize("framework", ["langchain", "llama-index"])
+def test_the_answer_is_printed_while_the_model_is_still_generating(
+    monkeypatch: pytest.MonkeyPatch, framework: str
+) -> None:
+    """The first answer token is written while the generator is held before its second token:
+    a demo (or client) that collected the whole stream first would only print after the gate's
+    timeout, which ``waited_out`` records."""
+    from hfrag.demo import HOSTED_EMBED, HOSTED_LLM, HOSTED_RERANK
+    from hfrag.server import HashingBackend, ModelSpec, ServerConfig
+    from hfrag.server.testing import serve_in_thread
+    from tests.gated import Gated
+
+    backend = HashingBackend()
+    gated = Gated(backend)
+    config = ServerConfig(
+        models=[
+            ModelSpec(HOSTED_EMBED, "embed", backend),
+            ModelSpec(HOSTED_RERANK, "rerank", backend),
+            ModelSpec(HOSTED_LLM, "generate", gated, max_input_length=4096),
+        ]
+    )
+
+    class Watcher(Recorder):
+        """Notes the generator's state when the first answer token is written, then lets it go."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.answering = False
+            self.held_at_first_token: bool | None = None
+
+        def write(self, text: str) -> int:
+            if text.startswith("\n4. answer"):
+                self.answering = True
+            elif self.answering and self.held_at_first_token is None and text.strip():
+                self.held_at_first_token = gated.produced == 1 and not gated.release.is_set()
+                gated.release.set()
+            return super().write(text)
+
+    with serve_in_thread(config) as router:
+        monkeypatch.setenv("HF_TOKEN", "hf_demo_test_token")
+        monkeypatch.setenv("HFRAG_ROUTER_URL", router.url)
+        out = Watcher()
+        answer = run(_args("--hosted", "--framework", framework), out)
+    assert out.held_at_first_token is True
+    assert not gated.waited_out
+    assert answer.strip()

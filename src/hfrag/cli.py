@@ -217,7 +217,7 @@ def _add_serve(sub: Any) -> None:
         "--fault-stream-error",
         type=_probability,
         default=0.0,
-        help="probability of an error event halfway through a stream",
+        help="probability of an error event early in a stream (after its first event)",
     )
     serve.set_defaults(func=_cmd_serve)
 

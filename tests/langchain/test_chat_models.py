@@ -388,3 +388,26 @@ def test_leaving_a_stream_early_closes_its_connection(make_server: Any) -> None:
 
     asyncio.run(leave_early())
     assert eventually(lambda: open_connections(server.port) == baseline)
+
+
+def test_real_model_streams_token_by_token_the_same_answer() -> None:
+    """SmolLM2 through the local server: ``.stream`` yields several chunks that add up to
+    ``.invoke``'s answer at temperature 0 (skipped without the ``local`` extra's models)."""
+    from hfrag.server import ServerConfig
+    from hfrag.server.models_real import GENERATE_MODEL, missing_runtimes, real_models
+    from hfrag.server.testing import serve_in_thread
+
+    if missing_runtimes("int8"):
+        pytest.skip("the local extra's models are not installed")
+    specs = [s for s in real_models("int8") if s.name == GENERATE_MODEL]
+    with serve_in_thread(ServerConfig(models=specs)) as server:
+        chat = ChatHuggingFaceInference(
+            model=GENERATE_MODEL, router_url=server.url, max_new_tokens=24, temperature=0.0
+        )
+        messages = [SystemMessage("You answer in one short sentence."), HumanMessage(PROMPT)]
+        whole = chat.invoke(messages)
+        chunks = list(chat.stream(messages))
+    pieces = [c.text for c in chunks if c.text]
+    assert len(pieces) > 5
+    assert "".join(pieces) == whole.text
+    assert whole.text.strip()

@@ -161,3 +161,108 @@ def test_odd_chat_messages(real_server):
     r = httpx.post(f"{real_server.url}/v1/chat/completions", json=body, timeout=120)
     assert r.status_code == 200, r.text
     assert r.json()["usage"]["completion_tokens"] <= 2
+
+
+# -- streaming token by token ---------------------------------------------------------------------
+
+
+def test_streams_equal_the_whole_greedy_answer(real_server, generator):
+    prompt = generator.render_chat(MESSAGES)
+    params = {"max_new_tokens": 24, "details": True}
+    whole = httpx.post(
+        f"{real_server.url}/generate", json={"inputs": prompt, "parameters": params}, timeout=120
+    ).json()
+    r = httpx.post(
+        f"{real_server.url}/generate_stream",
+        json={"inputs": prompt, "parameters": params},
+        timeout=120,
+    )
+    evs = events(r.text)
+    assert len(evs) > 5
+    text = "".join(e["token"]["text"] for e in evs if not e["token"]["special"])
+    assert text == evs[-1]["generated_text"] == whole["generated_text"]
+    assert evs[-1]["details"]["finish_reason"] == whole["details"]["finish_reason"]
+    assert evs[-1]["details"]["generated_tokens"] == whole["details"]["generated_tokens"]
+
+    body = {"model": GENERATE_MODEL, "messages": MESSAGES, "max_tokens": 24, "temperature": 0}
+    plain = httpx.post(f"{real_server.url}/v1/chat/completions", json=body, timeout=120).json()
+    streamed = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    r = httpx.post(f"{real_server.url}/v1/chat/completions", json=streamed, timeout=120)
+    evs = events(r.text)
+    deltas = [e["choices"][0]["delta"].get("content") for e in evs[:-3]]
+    assert len(deltas) > 5
+    assert "".join(deltas) == plain["choices"][0]["message"]["content"]
+    assert evs[-3]["choices"][0]["finish_reason"] == plain["choices"][0]["finish_reason"]
+    assert evs[-2]["usage"] == plain["usage"]
+
+
+def test_the_real_model_streams_its_first_token_before_making_the_second(real_specs, generator):
+    from hfrag.server import ServerConfig
+    from hfrag.server.testing import serve_in_thread
+    from tests.gated import Gated
+
+    gated = Gated(generator)
+    spec = real_specs[2]
+    held = ModelSpec(spec.name, "generate", gated, max_input_length=1536, max_total_tokens=2048)
+    body = {"model": GENERATE_MODEL, "messages": MESSAGES, "max_tokens": 16, "stream": True}
+    with (
+        serve_in_thread(ServerConfig(models=[held])) as srv,
+        httpx.Client(timeout=120) as client,
+        client.stream("POST", f"{srv.url}/v1/chat/completions", json=body) as r,
+    ):
+        lines = (line for line in r.iter_lines() if line.startswith("data:"))
+        first = json.loads(next(lines)[5:])
+        was_held = gated.produced == 1 and not gated.release.is_set()
+        gated.release.set()
+        rest = [json.loads(line[5:]) for line in lines if line.strip() != "data: [DONE]"]
+    assert was_held
+    assert not gated.waited_out
+    pieces = [e["choices"][0]["delta"].get("content") or "" for e in [first, *rest]]
+    assert "".join(pieces) == greedy(generator, generator.render_chat(MESSAGES), 16)
+
+
+def test_chat_client_streams_the_same_answer(real_server, generator):
+    from hfrag.tasks import ChatClient, GenerationOptions
+    from hfrag.tasks.generation import TextDelta
+
+    client = ChatClient(
+        GENERATE_MODEL,
+        router_url=real_server.url,
+        options=GenerationOptions(max_new_tokens=24, temperature=0.0),
+        timeout=120,
+    )
+    try:
+        whole = client.chat(MESSAGES)
+        pieces = [c.text for c in client.stream_chat(MESSAGES) if isinstance(c, TextDelta)]
+    finally:
+        client.close()
+    assert len(pieces) > 5
+    assert "".join(pieces) == whole.text == greedy(generator, generator.render_chat(MESSAGES), 24)
+
+
+def test_chat_stream_with_a_stop_sequence_matches_the_whole_answer(real_server, generator):
+    full = greedy(generator, generator.render_chat(MESSAGES), 24)
+    stop = full[len(full) // 3 : len(full) // 3 + 5]  # likely split across tokens
+    body = {"model": GENERATE_MODEL, "messages": MESSAGES, "max_tokens": 24, "stop": [stop]}
+    plain = httpx.post(f"{real_server.url}/v1/chat/completions", json=body, timeout=120).json()
+    r = httpx.post(
+        f"{real_server.url}/v1/chat/completions", json={**body, "stream": True}, timeout=120
+    )
+    evs = events(r.text)
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in evs[:-1] if e["choices"])
+    assert text == plain["choices"][0]["message"]["content"] == full[: full.find(stop)]
+    assert evs[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_stream_left_early_leaves_the_model_answering_as_before(real_server, generator):
+    body = {"model": GENERATE_MODEL, "messages": MESSAGES, "max_tokens": 48, "stream": True}
+    with (
+        httpx.Client(timeout=120) as client,
+        client.stream("POST", f"{real_server.url}/v1/chat/completions", json=body) as r,
+    ):
+        lines = (line for line in r.iter_lines() if line.startswith("data:"))
+        assert [next(lines), next(lines)]  # two tokens, then the client hangs up
+    plain = {**body, "stream": False, "max_tokens": 24}
+    answer = httpx.post(f"{real_server.url}/v1/chat/completions", json=plain, timeout=120).json()
+    prompt = generator.render_chat(MESSAGES)
+    assert answer["choices"][0]["message"]["content"] == greedy(generator, prompt, 24)

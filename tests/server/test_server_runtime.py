@@ -6,8 +6,10 @@ until the test releases it, so "inference on the event loop" would hang ``/healt
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -16,6 +18,7 @@ import pytest
 
 from hfrag.server import HashingBackend, ModelSpec, ServerConfig
 from hfrag.server.backends import GenerationParams
+from hfrag.server.runtime import ModelRuntime
 
 
 class BlockingBackend(HashingBackend):
@@ -162,3 +165,124 @@ def test_a_failing_model_fails_its_batch_only(make_server):
 def test_runtime_settings_are_checked(bad):
     with pytest.raises(ValueError):
         config(HashingBackend(16), **bad)
+
+
+# -- streams from the model thread ----------------------------------------------------------------
+
+
+class Counting:
+    """An endless producer that counts the items it made and notes when it was closed."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.made = 0
+        self.fail_at = fail_at
+        self.closed = threading.Event()
+        self.threads: set[str] = set()
+
+    def __call__(self) -> Iterator[int]:
+        try:
+            while True:
+                self.threads.add(threading.current_thread().name)
+                if self.made == self.fail_at:
+                    raise ValueError("bad token")
+                self.made += 1
+                yield self.made
+        finally:
+            self.closed.set()
+
+
+def test_a_stream_never_runs_more_than_its_buffer_ahead_of_its_reader():
+    async def main() -> list[int]:
+        runtime = ModelRuntime()
+        produce = Counting()
+        got: list[int] = []
+        try:
+            steps = runtime.stream("generate", produce, buffer=3)
+            async with contextlib.aclosing(steps):
+                async for item in steps:
+                    got.append(item)
+                    # the thread runs ahead until the buffer is full, then waits for the reader
+                    await asyncio.to_thread(wait_until, lambda: produce.made >= len(got) + 4)
+                    assert produce.made <= len(got) + 4
+                    if len(got) == 20:
+                        break
+            assert await asyncio.to_thread(produce.closed.wait, 10)
+            assert produce.made <= 24
+            assert produce.threads == {"hfrag-generate_0"}  # never the event loop's thread
+        finally:
+            runtime.close()
+        return got
+
+    assert asyncio.run(main()) == list(range(1, 21))
+
+
+def test_a_stream_raises_the_producers_error_and_a_gone_reader_stops_it():
+    async def main() -> None:
+        runtime = ModelRuntime()
+        got: list[int] = []
+        produce = Counting()
+        gone = threading.Event()
+
+        async def failing() -> None:
+            async for item in runtime.stream("generate", Counting(fail_at=2)):
+                got.append(item)
+
+        async def left() -> None:
+            alive = lambda: not gone.is_set()  # noqa: E731
+            async for _ in runtime.stream("generate", produce, buffer=1, alive=alive, poll=0.01):
+                gone.set()  # the client leaves
+                await asyncio.to_thread(wait_until, lambda: produce.made >= 2)
+
+        try:
+            with pytest.raises(ValueError, match="bad token"):
+                await failing()
+            assert got == [1, 2]
+            with pytest.raises(ConnectionResetError):
+                await left()
+            assert await asyncio.to_thread(produce.closed.wait, 10)
+            assert produce.made <= 3  # one read, one in the buffer, one waiting for room
+            await asyncio.to_thread(wait_until, lambda: runtime.waiting("generate") == 0)
+        finally:
+            runtime.close()
+
+    asyncio.run(main())
+
+
+def test_streams_leave_no_thread_or_task_behind():
+    before = {t.name for t in threading.enumerate()}
+
+    async def main() -> None:
+        runtime = ModelRuntime()
+        for _ in range(20):
+            async for item in runtime.stream("generate", Counting()):
+                if item == 3:
+                    break
+        await asyncio.to_thread(wait_until, lambda: runtime.waiting("generate") == 0)
+        runtime.close()
+        assert len(asyncio.all_tasks()) == 1  # this one
+
+    asyncio.run(main())
+    wait_until(lambda: {t.name for t in threading.enumerate()} <= before)
+
+
+def test_a_stream_queued_when_the_runtime_closes_fails_instead_of_hanging():
+    async def main() -> None:
+        runtime = ModelRuntime()
+        release = threading.Event()
+
+        def held() -> Iterator[int]:
+            yield 1
+            release.wait(10)
+
+        first = runtime.stream("generate", held)
+        assert await first.__anext__() == 1
+        queued = runtime.stream("generate", Counting())
+        pending = asyncio.ensure_future(queued.__anext__())
+        await asyncio.to_thread(wait_until, lambda: runtime.waiting("generate") == 2)
+        runtime.close()
+        release.set()
+        with pytest.raises(RuntimeError, match="closed"):
+            await asyncio.wait_for(pending, 10)
+        await first.aclose()
+
+    asyncio.run(main())

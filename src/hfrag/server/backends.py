@@ -144,7 +144,12 @@ class TextGenerator(Protocol):
         ...
 
     def generate_tokens(self, prompt: str, params: GenerationParams) -> Iterable[str]:
-        """Token texts of the continuation; the concatenation is the generated text."""
+        """Token texts of the continuation; the concatenation is the generated text.
+
+        The server pulls one token at a time on its generation thread and streams each at
+        once, and closes the iterator as soon as it needs no more (``max_new_tokens``, a stop
+        sequence, a client that left): a generator that makes tokens lazily suits it best.
+        """
         ...
 
 

@@ -55,10 +55,12 @@ class FaultConfig:
         p_stall: probability of answering normally but only after ``stall_seconds``.
         stall_seconds: the delay of a stalled request.
         p_truncate: probability of sending the headers with the full ``Content-Length``, then
-            half of the body, then closing the connection.
-        p_stream_error: probability that a streaming answer carries an error event halfway
-            (TGI ``{"error", "error_type": "generation"}``, chat ``{"error": {"message"}}``);
-            a non-streaming request that draws it is answered normally.
+            half of the body, then closing the connection; a stream is cut after its first
+            event (before its last, for a one-token answer).
+        p_stream_error: probability that a streaming answer carries an error event after its
+            first event, or before its last for a one-token answer (TGI ``{"error",
+            "error_type": "generation"}``, chat ``{"error": {"message"}}``), and ends there; a
+            non-streaming request that draws it is answered normally.
         cold_start: seconds after the config was set during which every POST gets 503 loading
             (with ``estimated_time`` = the seconds left); a request with ``x-wait-for-model:
             true`` is held until the model is "loaded" instead, as the HF API does.

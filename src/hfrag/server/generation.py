@@ -4,13 +4,17 @@ Validation errors carry TGI's messages (``Input validation error: ...``, type ``
 422). Stopping is applied here, not by the backend: ``max_new_tokens`` (finish ``length``), the
 ``stop`` sequences (``stop_sequence``, the stop text stays in TGI's ``generated_text``), and the
 end of the backend's tokens (``eos_token``, reported as a special ``</s>`` token like TGI).
+
+``generate_steps`` applies them one token at a time, so streams send each token as it is made
+and non-streamed answers (``generate``) are the same steps collected; ``StopHoldback`` keeps the
+start of a possible stop sequence out of OpenAI-form deltas until the next token decides it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +25,15 @@ from hfrag.server.validation import ApiError, Field, deserialize_error, tgi_erro
 __all__ = [
     "GenRequest",
     "GenResult",
+    "Step",
+    "StopHoldback",
     "Token",
     "generate",
+    "generate_steps",
     "parse_generate_request",
     "sse",
     "stop_list",
+    "stream_event",
     "validate_generation",
 ]
 
@@ -77,6 +85,15 @@ class GenResult:
     input_length: int = 0
     seed: int | None = None
     stop_at: int | None = None
+    finished: bool = False
+
+    def add(self, step: Step) -> None:
+        """Take the next step of ``generate_steps``."""
+        self.tokens.append(step.token)
+        if step.finish_reason is not None:
+            self.finish_reason = step.finish_reason
+            self.stop_at = step.stop_at
+            self.finished = True
 
     @property
     def text(self) -> str:
@@ -217,29 +234,95 @@ def parse_generate_request(
     return request
 
 
-def generate(spec: ModelSpec, request: GenRequest) -> GenResult:
-    """Run the backend's token stream under TGI's stopping rules."""
+@dataclass(frozen=True)
+class Step:
+    """One generated token; the last step of an answer says why generation ended.
+
+    Attributes:
+        token: the token (the special ``</s>`` when the backend ended by itself).
+        finish_reason: None until the last step, then ``length``, ``stop_sequence`` or
+            ``eos_token``.
+        stop_at: on a ``stop_sequence`` step, where the stop text begins in the generated text.
+    """
+
+    token: Token
+    finish_reason: str | None = None
+    stop_at: int | None = None
+
+
+def generate_steps(spec: ModelSpec, request: GenRequest) -> Iterator[Step]:
+    """The backend's tokens under TGI's stopping rules, one step per token as it is made.
+
+    The last step is known when its token arrives (the ``max_new_tokens``-th token, the token
+    that completes a stop sequence, or the ``</s>`` added when the backend ends), so a stream
+    never has to wait for the token after it. The backend's iterator is closed on return.
+    """
     params = request.params
-    result = GenResult(input_length=request.input_length, seed=params.seed)
-    tokens: Iterable[str] = spec.backend.generate_tokens(request.prompt, params)
+    pieces = iter(spec.backend.generate_tokens(request.prompt, params))
     text = ""
-    for piece in tokens:
-        if len(result.tokens) >= params.max_new_tokens:
-            result.finish_reason = "length"
-            return result
-        result.tokens.append(make_token(piece))
-        text += piece
-        hits = [text.find(s) for s in params.stop if s and s in text]
-        if hits:
-            result.finish_reason = "stop_sequence"
-            result.stop_at = min(hits)
-            return result
-    if len(result.tokens) < params.max_new_tokens:
-        result.tokens.append(Token(EOS_ID, EOS_TEXT, -0.01, special=True))
-        result.finish_reason = "eos_token"
-    else:
-        result.finish_reason = "length"
+    count = 0
+    try:
+        for piece in pieces:
+            count += 1
+            text += piece
+            token = make_token(piece)
+            hits = [text.find(s) for s in params.stop if s and s in text]
+            if hits:
+                yield Step(token, "stop_sequence", min(hits))
+                return
+            if count >= params.max_new_tokens:
+                yield Step(token, "length")
+                return
+            yield Step(token)
+        yield Step(Token(EOS_ID, EOS_TEXT, -0.01, special=True), "eos_token")
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
+def generate(spec: ModelSpec, request: GenRequest) -> GenResult:
+    """The whole answer: every step of ``generate_steps``."""
+    result = GenResult(input_length=request.input_length, seed=request.params.seed)
+    for step in generate_steps(spec, request):
+        result.add(step)
     return result
+
+
+class StopHoldback:
+    """The text of an answer that is safe to send while it is still being generated.
+
+    OpenAI-form answers end before the stop sequence, and a stop sequence may arrive split
+    across tokens: text that could be the start of one is held back until the next token
+    shows whether it is (then it is never sent) or not (then it goes out with that token).
+    """
+
+    def __init__(self, stop: Sequence[str]) -> None:
+        self.stop = [s for s in stop if s]
+        self.sent = 0
+
+    def _held(self, text: str) -> int:
+        """Length of the longest end of ``text`` that begins a stop sequence."""
+        longest = 0
+        for s in self.stop:
+            for n in range(min(len(s) - 1, len(text)), longest, -1):
+                if text.endswith(s[:n]):
+                    longest = n
+                    break
+        return longest
+
+    def feed(self, result: GenResult) -> str:
+        """The text to send now that ``result`` has its latest step ("" for none yet)."""
+        text = result.text
+        if result.stop_at is not None:
+            safe = text[: result.stop_at]
+        elif result.finished:
+            safe = text
+        else:
+            safe = text[: len(text) - self._held(text)]
+        piece = safe[self.sent :]
+        self.sent = max(self.sent, len(safe))
+        return piece
 
 
 def sse(data: Any, *, space: bool = False) -> bytes:
@@ -248,19 +331,14 @@ def sse(data: Any, *, space: bool = False) -> bytes:
     return f"data:{' ' if space else ''}{payload}\n\n".encode()
 
 
-def stream_events(result: GenResult, full_text_prefix: str = "") -> list[dict[str, Any]]:
-    """TGI ``/generate_stream`` events: one per token, the last with text and details."""
-    events = []
-    last = len(result.tokens) - 1
-    for i, token in enumerate(result.tokens):
-        done = i == last
-        events.append(
-            {
-                "index": i + 1,
-                "token": token.as_json(),
-                "top_tokens": None,
-                "generated_text": full_text_prefix + result.text if done else None,
-                "details": result.stream_details() if done else None,
-            }
-        )
-    return events
+def stream_event(result: GenResult, full_text_prefix: str = "") -> dict[str, Any]:
+    """The TGI ``/generate_stream`` event of ``result``'s latest token; the answer's last
+    event also carries ``generated_text`` and ``details``."""
+    done = result.finished
+    return {
+        "index": len(result.tokens),
+        "token": result.tokens[-1].as_json(),
+        "top_tokens": None,
+        "generated_text": full_text_prefix + result.text if done else None,
+        "details": result.stream_details() if done else None,
+    }

@@ -8,10 +8,11 @@ means the three layouts differ only in request and response shapes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from aiohttp import web
 from hfrag.server.backends import normalize_rows, sigmoid
 from hfrag.server.config import ModelSpec
 from hfrag.server.faults import Fault, FaultRuntime
-from hfrag.server.generation import GenRequest, GenResult, generate
+from hfrag.server.generation import GenRequest, GenResult, Step, generate, generate_steps
 from hfrag.server.runtime import ModelRuntime
 from hfrag.server.state import ServerState
 from hfrag.server.validation import ApiError, EmbedOptions, tei_error
@@ -35,6 +36,7 @@ __all__ = [
     "classification_scores",
     "current",
     "embed_output",
+    "generation_steps",
     "json_response",
     "label_logits",
     "model_or_404",
@@ -281,3 +283,23 @@ async def run_generation(spec: ModelSpec, request: GenRequest) -> GenResult:
     """``generation.generate`` on the server's generation thread."""
     result: GenResult = await _run_model("generate", generate, spec, request)
     return result
+
+
+async def generation_steps(
+    spec: ModelSpec, request: GenRequest, alive: Callable[[], bool] | None = None
+) -> AsyncGenerator[Step, None]:
+    """``generation.generate_steps`` on the server's generation thread, each step as soon as
+    the model makes it (inline outside a request).
+
+    Leaving early stops the model at its next token; so does ``alive()`` turning false, which
+    ends the iteration with ``ConnectionResetError`` (see ``ModelRuntime.stream``).
+    """
+    models = current().models
+    if models is None:
+        for step in generate_steps(spec, request):
+            yield step
+        return
+    steps = models.stream("generate", lambda: generate_steps(spec, request), alive=alive)
+    async with contextlib.aclosing(steps):
+        async for step in steps:
+            yield step

@@ -8,10 +8,12 @@ stream; a body that is not the expected JSON is rejected before streaming (axum'
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import functools
 import itertools
 import re
 import time
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,27 +21,27 @@ from aiohttp import web
 from hfrag._version import __version__
 from hfrag.server.backends import GenerationParams
 from hfrag.server.config import ModelSpec, ServerConfig
-from hfrag.server.faults import Fault
 from hfrag.server.generation import (
     GenRequest,
     GenResult,
+    StopHoldback,
     parse_generate_request,
     sse,
     stop_list,
-    stream_events,
+    stream_event,
     validate_generation,
 )
 from hfrag.server.inference import (
     Service,
-    current,
     first_of_kind,
+    generation_steps,
     json_response,
     raw_body,
-    request_fault,
     run_generation,
     state_of,
     succeeded,
 )
+from hfrag.server.streaming import Event, client_alive, send_events
 from hfrag.server.tools import ToolCallPlan, plan_tool_calls, structured_answer
 from hfrag.server.validation import ApiError, Field, deserialize_error, parse_json_body
 
@@ -55,6 +57,7 @@ FINGERPRINT = f"hfrag-{__version__}"
 INJECTED = "Request failed during generation: injected fault"
 _ids = itertools.count(1)
 _PIECES = re.compile(r"\s*\S+")
+Head = Callable[[list[Any]], dict[str, Any]]  # a chunk's fields around its choices
 
 
 def tgi_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
@@ -77,36 +80,6 @@ def tgi_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
     }
 
 
-async def _stream(
-    request: web.Request, events: list[bytes], error_event: bytes, done: bytes | None = None
-) -> web.StreamResponse:
-    """Send SSE ``events`` (``token_delay`` apart); a drawn stream fault cuts the stream halfway."""
-    fault = request_fault(request)
-    runtime = current().runtime
-    delay = runtime.config.token_delay if runtime is not None else 0.0
-    cut = len(events) // 2 if fault in (Fault.STREAM_ERROR, Fault.TRUNCATE) else None
-    resp = web.StreamResponse(
-        status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
-    await resp.prepare(request)
-    for i, event in enumerate(events):
-        if delay and i:
-            await asyncio.sleep(delay)
-        if i == cut:
-            current().cut = True
-            if fault is Fault.TRUNCATE and request.transport is not None:
-                request.transport.close()
-                return resp
-            await resp.write(error_event)
-            await resp.write_eof()
-            return resp
-        await resp.write(event)
-    if done is not None:
-        await resp.write(done)
-    await resp.write_eof()
-    return resp
-
-
 async def _error_stream(request: web.Request, event: bytes) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
@@ -119,10 +92,29 @@ def _tgi_error_event(err: ApiError) -> bytes:
     return sse(err.body)
 
 
-async def _run(spec: ModelSpec, req: GenRequest) -> GenResult:
-    service = Service(1)
+def _tgi_error(message: str) -> bytes:
+    return sse({"error": message, "error_type": "generation"})
+
+
+def _chat_error(message: str) -> bytes:
+    return sse({"error": {"message": message, "http_status_code": 424}}, space=True)
+
+
+async def _tgi_events(
+    request: web.Request, spec: ModelSpec, req: GenRequest, prefix: str
+) -> AsyncGenerator[Event, None]:
+    """One ``/generate_stream`` event per token, made as the model makes the token."""
+    result = GenResult(input_length=req.input_length, seed=req.params.seed)
+    steps = generation_steps(spec, req, client_alive(request))
+    async with contextlib.aclosing(steps):
+        async for step in steps:
+            result.add(step)
+            yield sse(stream_event(result, prefix)), result.finished
+
+
+async def _run(spec: ModelSpec, req: GenRequest, service: Service) -> GenResult:
+    """The whole answer, in no less than the simulated service time."""
     result = await run_generation(spec, req)
-    succeeded(1, [])
     await service.done()
     return result
 
@@ -142,12 +134,17 @@ async def text_generation(
         if streaming and isinstance(err.body, dict):
             return await _error_stream(request, _tgi_error_event(err))
         raise
-    result = await _run(spec, req)
     prefix = req.prompt if req.return_full_text else ""
     if streaming:
-        events = [sse(e) for e in stream_events(result, prefix)]
-        error = sse({"error": INJECTED, "error_type": "generation"})
-        return await _stream(request, events, error)
+        return await send_events(
+            request,
+            _tgi_events(request, spec, req, prefix),
+            service=Service(1),
+            cut_event=_tgi_error(INJECTED),
+            error_event=_tgi_error,
+        )
+    result = await _run(spec, req, Service(1))
+    succeeded(1, [])
     answer: dict[str, Any] = {"generated_text": prefix + result.text}
     if req.details:
         answer["details"] = result.details()
@@ -252,8 +249,18 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             event = {"error": {"message": message, "http_status_code": err.status}}
             return await _error_stream(request, sse(event, space=True))
         raise
-    result = await _run(spec, req)
     cid, created = f"chatcmpl-{seq}", int(time.time())
+    head: Head = functools.partial(_chunk, spec, cid, created)
+    service = Service(1)
+    if stream and not plans and structured is None:
+        return await send_events(
+            request,
+            _chat_events(request, spec, req, head, include_usage),
+            service=service,
+            cut_event=_chat_error(INJECTED),
+            error_event=_chat_error,
+        )
+    result = await _run(spec, req, service)
     finish = "length" if result.finish_reason == "length" else "stop"
     text = result.text_without_stop
     completion_tokens = sum(1 for t in result.tokens if not t.special)
@@ -263,11 +270,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if plans:
         arguments = "".join(p.arguments for p in plans)
         completion_tokens, finish = len(spec.backend.tokenize(arguments)), "tool_calls"
-    usage = {
-        "prompt_tokens": req.input_length,
-        "completion_tokens": completion_tokens,
-        "total_tokens": req.input_length + completion_tokens,
-    }
+    usage = _usage(req.input_length, completion_tokens)
     if not stream:
         answer: dict[str, Any] = {"role": "assistant", "content": None if plans else text}
         if plans:
@@ -279,6 +282,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 }
                 for p in plans
             ]
+        succeeded(1, [])
         return json_response(
             {
                 "id": cid,
@@ -292,34 +296,70 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 "usage": usage,
             }
         )
+    # Tool calls and structured output are made from the whole answer: they stream once it
+    # is complete.
     if plans:
         deltas = tool_call_deltas(plans)
-    elif structured is not None:
-        deltas = [{"role": "assistant", "content": piece} for piece in _PIECES.findall(text)]
     else:
-        deltas = text_deltas(result, text)
-    events = []
-    for delta in deltas:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
-        events.append(sse(_chunk(spec, cid, created, [choice]), space=True))
+        deltas = [{"role": "assistant", "content": piece} for piece in _PIECES.findall(text)]
+    events = [(_delta_event(head, delta), False) for delta in deltas]
+    events += _chat_tail(head, finish, usage if include_usage else None)
+    return await send_events(
+        request,
+        _listed(events),
+        service=service,
+        cut_event=_chat_error(INJECTED),
+        error_event=_chat_error,
+    )
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _delta_event(head: Head, delta: dict[str, Any]) -> bytes:
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+    return sse(head([choice]), space=True)
+
+
+def _chat_tail(head: Head, finish: str, usage: dict[str, int] | None) -> list[Event]:
+    """The chunk with ``finish_reason`` (it ends the answer), ``usage`` if asked, ``[DONE]``."""
     last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
-    events.append(sse(_chunk(spec, cid, created, [last]), space=True))
-    if include_usage:
-        events.append(sse({**_chunk(spec, cid, created, []), "usage": usage}, space=True))
-    error = sse({"error": {"message": INJECTED, "http_status_code": 424}}, space=True)
-    return await _stream(request, events, error, done=b"data: [DONE]\n\n")
+    tail: list[Event] = [(sse(head([last]), space=True), True)]
+    if usage is not None:
+        tail.append((sse({**head([]), "usage": usage}, space=True), False))
+    tail.append((b"data: [DONE]\n\n", False))
+    return tail
 
 
-def text_deltas(result: GenResult, text: str) -> list[dict[str, Any]]:
-    """One delta per generated token, cut where the stop sequence begins."""
-    deltas = []
-    emitted = 0
-    for token in result.tokens:
-        if token.special or emitted >= len(text):
-            continue
-        deltas.append({"role": "assistant", "content": token.text[: len(text) - emitted]})
-        emitted += len(token.text)
-    return deltas
+async def _listed(events: list[Event]) -> AsyncGenerator[Event, None]:
+    for event in events:
+        yield event
+
+
+async def _chat_events(
+    request: web.Request, spec: ModelSpec, req: GenRequest, head: Head, include_usage: bool
+) -> AsyncGenerator[Event, None]:
+    """A chat stream made as the model makes tokens: a delta per token (text that may begin
+    a stop sequence waits for the next token), then the closing chunks."""
+    result = GenResult(input_length=req.input_length, seed=req.params.seed)
+    holdback = StopHoldback(req.params.stop)
+    steps = generation_steps(spec, req, client_alive(request))
+    async with contextlib.aclosing(steps):
+        async for step in steps:
+            result.add(step)
+            piece = holdback.feed(result)
+            if piece:
+                yield _delta_event(head, {"role": "assistant", "content": piece}), False
+    finish = "length" if result.finish_reason == "length" else "stop"
+    completion_tokens = sum(1 for t in result.tokens if not t.special)
+    usage = _usage(req.input_length, completion_tokens) if include_usage else None
+    for event in _chat_tail(head, finish, usage):
+        yield event
 
 
 def tool_call_deltas(plans: list[ToolCallPlan]) -> list[dict[str, Any]]:

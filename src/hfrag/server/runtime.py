@@ -6,6 +6,11 @@ thread (``embed`` for embedding and scoring, ``generate`` for generation, so a l
 holds up an embedding), and bounds what may wait for them: past ``max_queue`` waiting jobs a
 request is refused with TEI's 429 ``Model is overloaded`` instead of growing an unbounded queue.
 
+Generation streams through ``stream``: the worker thread hands each token to the event loop as
+soon as the model produces it, through a channel of a few slots (a reader that falls behind
+pauses the model rather than growing a queue), and stops at the next token once the reader
+leaves (the client disconnected, the request was cancelled, or the answer ended early).
+
 Embedding calls are batched as TEI does: requests that arrive while the worker is busy (or
 within ``batch_window`` seconds of an idle worker) are joined into one ``backend.embed`` call,
 up to ``max_batch_tokens`` estimated tokens, and each request gets its own rows back. Batching
@@ -17,8 +22,10 @@ The runtime is bound to the event loop that first uses it; ``close()`` stops its
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -52,6 +59,91 @@ class _Batcher:
     backend: Any
     jobs: list[_Job] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: Exception
+
+
+class _Channel:
+    """Items from one worker thread to the event loop, at most ``size`` in between.
+
+    The thread takes a slot before handing an item over and the reader gives it back when it
+    takes the item, so a thread ahead of its reader waits; ``stop()`` wakes it to quit.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        if size < 1:
+            raise ValueError("buffer must be at least 1")
+        self.loop = loop
+        self.items: collections.deque[Any] = collections.deque()
+        self.ready = asyncio.Event()
+        self.slots = threading.Semaphore(size)
+        self.stopped = threading.Event()
+
+    # -- worker thread --------------------------------------------------------------------------
+
+    def pump(self, produce: Callable[[], Iterable[Any]]) -> None:
+        """Run ``produce()`` and hand its items over until it ends or the reader stops."""
+        if self.stopped.is_set():
+            return
+        iterator: Iterator[Any] | None = None
+        try:
+            iterator = iter(produce())
+            for item in iterator:
+                self.slots.acquire()
+                if self.stopped.is_set():
+                    return
+                self._send(item)
+                if self.stopped.is_set():  # don't start a token nobody will read
+                    return
+            self._send(_END)
+        except Exception as exc:
+            self._send(_Failure(exc))
+        except BaseException as exc:  # never leave the reader waiting for an item
+            self._send(_Failure(RuntimeError(f"model thread stopped: {exc!r}")))
+            raise
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+    def _send(self, item: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.put, item)
+        except RuntimeError:  # the loop is closed: nobody reads any more
+            self.stopped.set()
+
+    # -- event loop -----------------------------------------------------------------------------
+
+    def put(self, item: Any) -> None:
+        """Queue ``item`` for the reader (on the loop)."""
+        self.items.append(item)
+        self.ready.set()
+
+    async def get(self, alive: Callable[[], bool] | None, poll: float) -> Any:
+        """The next item; ``ConnectionResetError`` once ``alive()`` says the reader is gone."""
+        if alive is not None and not alive():
+            raise ConnectionResetError("the client went away")
+        while not self.items:
+            self.ready.clear()
+            if alive is None:
+                await self.ready.wait()
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.ready.wait(), poll)
+            if not self.items and not alive():
+                raise ConnectionResetError("the client went away")
+        item = self.items.popleft()
+        self.slots.release()
+        return item
+
+    def stop(self) -> None:
+        """Tell the thread to stop before its next item (and wake it if it waits for room)."""
+        self.stopped.set()
+        self.slots.release()
 
 
 class ModelRuntime:
@@ -115,41 +207,57 @@ class ModelRuntime:
         finally:
             self._release(group)
 
-    async def stream(self, group: str, produce: Callable[[], Iterable[T]]) -> AsyncIterator[T]:
-        """The items of ``produce()``, iterated on the worker thread, as they come.
+    async def stream(
+        self,
+        group: str,
+        produce: Callable[[], Iterable[T]],
+        *,
+        buffer: int = 8,
+        alive: Callable[[], bool] | None = None,
+        poll: float = 0.1,
+    ) -> AsyncGenerator[T, None]:
+        """The items of ``produce()``, iterated on the worker thread of ``group``, as they come.
 
-        Leaving the ``async for`` early tells the worker to stop after its current item.
+        - At most ``buffer`` items wait between the thread and the loop; past that the thread
+          pauses, so a slow reader holds the model back instead of growing a queue.
+        - Leaving the ``async for`` early (``break``, an exception, cancellation, ``aclose()``)
+          stops the thread before its next item and closes ``produce()``'s iterator; a stream
+          left while still queued behind another job never starts.
+        - ``alive()`` is checked before each item and every ``poll`` seconds while waiting for
+          one: once it is false (the client went away) the stream raises
+          ``ConnectionResetError`` and stops the thread likewise.
+        - An exception raised by ``produce`` on the thread is raised here.
+
+        Consume it with ``contextlib.aclosing`` so an abandoned stream stops its thread at once.
         """
         self._admit(group)
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        stop = threading.Event()
+        channel = _Channel(loop, buffer)
+        try:
+            done = loop.run_in_executor(self._executor(group), channel.pump, produce)
+        except BaseException:
+            self._release(group)
+            raise
 
-        def work() -> None:
-            try:
-                for item in produce():
-                    loop.call_soon_threadsafe(queue.put_nowait, item)
-                    if stop.is_set():
-                        break
-                loop.call_soon_threadsafe(queue.put_nowait, _END)
-            except BaseException as exc:
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+        def finished(future: asyncio.Future[None]) -> None:
+            # Counted as waiting until the thread has really left the job.
+            self._release(group)
+            if future.cancelled():  # dropped by close() before it started
+                channel.put(_Failure(RuntimeError("the model runtime was closed")))
+            else:
+                future.exception()  # observed: the failure, if any, was sent to the reader
 
-        done = loop.run_in_executor(self._executor(group), work)
+        done.add_done_callback(finished)
         try:
             while True:
-                item = await queue.get()
+                item = await channel.get(alive, poll)
                 if item is _END:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
+                    return
+                if isinstance(item, _Failure):
+                    raise item.error
                 yield item
         finally:
-            stop.set()
-            self._release(group)
-            if not done.done():
-                # The worker finishes its current token and stops; don't leave it unobserved.
-                done.add_done_callback(lambda f: f.exception())
+            channel.stop()
 
     # -- embedding batches ----------------------------------------------------------------------
 
