@@ -124,6 +124,9 @@ def test_order_comes_from_index_not_position(server, embed, encoding):
         ([(0, b64([1])), (1, [1.0]), (2, b64([1]))], "a mix of base64"),
         ([(0, b64([float("nan")])), (1, b64([1])), (2, b64([1]))], "NaN or infinite"),
         ([(0, "é"), (1, "é"), (2, "é")], "not valid base64"),
+        # Characters outside the alphabet are refused, not skipped: skipped, this one would
+        # decode to the right length.
+        ([(0, b64([1])), (1, "AAC$APw=="), (2, b64([1]))], "not valid base64"),
     ],
 )
 def test_malformed_answers_name_the_batch(server, embed, items, words):

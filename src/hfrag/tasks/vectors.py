@@ -13,6 +13,7 @@ batch's input positions.
 
 from __future__ import annotations
 
+import base64
 import binascii
 from typing import Any, Literal
 
@@ -129,7 +130,9 @@ def _from_base64(items: list[Any]) -> Matrix:
         if not isinstance(item, str):
             raise _Bad("a mix of base64 and other embeddings")
         try:
-            raw = binascii.a2b_base64(item)
+            # validate=True: a2b_base64 alone skips characters outside the alphabet, so a
+            # corrupted string could still decode to a vector of the right length.
+            raw = base64.b64decode(item, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise _Bad(f"embedding {i} is not valid base64 ({exc})") from None
         if rows is None:
