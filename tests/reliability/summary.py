@@ -147,8 +147,8 @@ def run() -> dict[Row, collections.Counter[str]]:
                 "no:cacheprovider",
                 FOLDER,
                 f"--junitxml={report}",
-            # the check of this table, which cannot pass before the table is written
-            f"--ignore={FOLDER}/test_summary.py",
+                # the check of this table, which cannot pass before the table is written
+                f"--ignore={FOLDER}/test_summary.py",
             ],
             cwd=ROOT,
             check=False,
