@@ -221,6 +221,24 @@ def test_a_secret_pickles_with_its_value_and_stays_masked(protocol):
     assert TOKEN not in str({"token": clone})
 
 
+def test_an_embedder_pickles_into_a_working_copy_without_a_string_token(server):
+    # As every client: a token given as a string stays in this process; a Secret travels.
+    embedder = Embedder(endpoint_url=server.url, token=TOKEN)
+    batch = {"text": np.array(["a"], dtype=object)}
+    embedder(batch)  # a live pool and lock exist now
+    data = pickle.dumps(embedder)
+    assert TOKEN.encode() not in data
+    pickle.loads(data)(batch)
+    assert "authorization" not in server.counters.headers[-1]
+    travels = pickle.loads(pickle.dumps(Embedder(endpoint_url=server.url, token=Secret(TOKEN))))
+    out = travels({"text": np.array(["b"], dtype=object)})
+    np.testing.assert_allclose(out["embedding"], expected(server, ["b"]), atol=1e-6)
+    assert server.counters.headers[-1]["authorization"] == f"Bearer {TOKEN}"
+    assert TOKEN not in repr(travels)
+    embedder(batch)  # the original keeps its token and its client
+    assert server.counters.headers[-1]["authorization"] == f"Bearer {TOKEN}"
+
+
 # -- the capacity arithmetic ----------------------------------------------------------------------
 
 

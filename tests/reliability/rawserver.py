@@ -36,6 +36,8 @@ class RawRequest:
 
 
 Behaviour = Callable[[RawRequest, asyncio.StreamWriter], Awaitable[None]]
+#: The route of every path that has no route of its own (``srv.route(ANY, hang())``).
+ANY = "*"
 
 
 @dataclass
@@ -109,7 +111,8 @@ class RawServer:
                 return
             stats = self.stats
             stats.requests.append(request)
-            behaviour = self.routes.get(request.path.split("?", 1)[0], not_found)
+            path = request.path.split("?", 1)[0]
+            behaviour = self.routes.get(path) or self.routes.get(ANY, not_found)
             counted = _CountingWriter(writer, stats)
             await behaviour(request, counted)  # type: ignore[arg-type]
         except (ConnectionError, asyncio.CancelledError):

@@ -9,13 +9,14 @@ AttributeError or a hang.
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from hfrag.errors import HfragError, InputError
+from hfrag.errors import HfragError, InferenceError, InputError, InvalidRequestError
 from hfrag.server.testing import ServerHandle
 from tests.reliability.classes import SUBJECTS, Subject, close
 
@@ -91,6 +92,16 @@ EMPTY_CHAT_OK = {
 #: Messages handed to a class that takes a prompt (plain generation): refused as not a string.
 NOT_A_PROMPT = {"TextGenerationClient": TypeError}
 
+#: Neither a prompt nor messages: hfrag's TypeError, or the framework's own check first.
+NOT_MESSAGES = {**LC_GEN, "li.HuggingFaceInferenceLLM": LI_OWN}
+#: Messages as dicts: plain generation takes a prompt, the LlamaIndex LLM takes ChatMessage.
+DICTS_REFUSED = {**NOT_A_PROMPT, "li.HuggingFaceInferenceLLM": TypeError}
+
+
+def _user(content: Any) -> dict[str, Any]:
+    return {"role": "user", "content": content}
+
+
 PROMPTS: dict[str, tuple[Any, Any, dict[str, Any]]] = {
     "empty-prompt": (lambda: "", InputError, EMPTY_CHAT_OK),
     "whitespace-prompt": (lambda: " \n\t", InputError, EMPTY_CHAT_OK),
@@ -127,6 +138,73 @@ PROMPTS: dict[str, tuple[Any, Any, dict[str, Any]]] = {
     ),
     "control-chars-prompt": (lambda: "Say \x00hi\x07.", OK, {}),
     "long-prompt": (lambda: "Paris is the capital of France. " * 500, OK, {}),
+    # Not a prompt nor messages: each class's own TypeError, or its framework's ValueError.
+    "set-prompt": (lambda: {"hi"}, TypeError, NOT_MESSAGES),
+    "float-prompt": (lambda: 1.5, TypeError, NOT_MESSAGES),
+    "nan-prompt": (lambda: math.nan, TypeError, NOT_MESSAGES),
+    "bool-prompt": (lambda: True, TypeError, NOT_MESSAGES),
+    "numpy-str-array-prompt": (lambda: np.array(["hi"]), TypeError, NOT_MESSAGES),
+    "nested-message-lists": (lambda: [[_user("hi")]], TypeError, NOT_MESSAGES),
+    "none-among-messages": (lambda: [_user("hi"), None], TypeError, NOT_MESSAGES),
+    "generator-of-messages": (
+        lambda: (m for m in [_user("hi")]),
+        TypeError,
+        {**LC_GEN, "li.HuggingFaceInferenceLLM": InputError},
+    ),
+    # Strings in all their forms: sent as they are.
+    "numpy-str-scalar-prompt": (lambda: np.str_("Say hello."), OK, {}),
+    "str-subclass-prompt": (lambda: type("S", (str,), {})("Say hello."), OK, {}),
+    "bidi-and-zero-width-prompt": (lambda: "\u202eSay hello\u200b", OK, {}),
+    "emoji-and-cjk-prompt": (lambda: "🙂 汉字 ﷽ say hi", OK, {}),
+    "crlf-prompt": (lambda: "Say\r\n\r\nhello", OK, {}),
+    "header-injection-prompt": (lambda: "hi\r\nContent-Length: 0\r\n\r\nGET / HTTP/1.1", OK, {}),
+    "control-chars-only-prompt": (lambda: "\x00\x01\x02", OK, {}),
+    "high-surrogate-only-prompt": (lambda: "\ud800", InputError, {}),
+    # Past the model's input limit: the server's 4xx, raised, not retried.
+    "one-mb-prompt": (lambda: MB, InvalidRequestError, {}),
+    "20000-messages": (
+        lambda: [_user(f"m{i}") for i in range(20_000)],
+        InvalidRequestError,
+        {**NOT_A_PROMPT, "li.HuggingFaceInferenceLLM": TypeError},
+    ),
+    # LangChain reads each string as a user message (then the server refuses 20,000 of them).
+    "20000-strings": (
+        lambda: [f"m{i}" for i in range(20_000)],
+        TypeError,
+        {k: InvalidRequestError for k in LC_GEN} | {"li.HuggingFaceInferenceLLM": LI_OWN},
+    ),
+    # Messages: dicts are refused where LlamaIndex ChatMessage objects are due (TypeError).
+    "tuple-of-messages": (lambda: (_user("Say hello."),), OK, DICTS_REFUSED),
+    "empty-messages": (lambda: [], InputError, NOT_A_PROMPT),
+    "role-none": (
+        lambda: [{"role": None, "content": "hi"}],
+        InputError,
+        {**NOT_A_PROMPT, **LC_GEN, "li.HuggingFaceInferenceLLM": LI_OWN},
+    ),
+    "surrogate-content": (lambda: [_user("bad \udcff")], InputError, DICTS_REFUSED),
+    # LangChain's message model decodes bytes content to text.
+    "bytes-content": (
+        lambda: [_user(b"Say hello.")],
+        InputError,
+        {**DICTS_REFUSED, **{k: OK for k in LC_GEN}},
+    ),
+    "int-content": (lambda: [_user(5)], InputError, {**DICTS_REFUSED, **LC_GEN}),
+    "content-parts": (
+        lambda: [_user([{"type": "text", "text": "Say hello."}])],
+        OK,
+        {**NOT_A_PROMPT, "li.HuggingFaceInferenceLLM": LI_OWN},
+    ),
+    "system-only": (lambda: [{"role": "system", "content": "Be brief."}], OK, DICTS_REFUSED),
+    "assistant-last": (
+        lambda: [_user("hi"), {"role": "assistant", "content": "hello"}],
+        OK,
+        DICTS_REFUSED,
+    ),
+    "mapping-proxy-message": (
+        lambda: [types.MappingProxyType(_user("Say hello."))],
+        OK,
+        {**DICTS_REFUSED, **LC_GEN},
+    ),
 }
 
 
@@ -169,7 +247,8 @@ def _run(server: ServerHandle, subject: Subject, table: dict[str, Any], case: st
         assert isinstance(error, expected), f"{type(error).__name__}: {error}"
         if isinstance(error, (InputError, TypeError)) and not isinstance(error, HfragError):
             assert str(error)  # says what is wrong
-        assert server.counters.bodies == [], "an input refused by the client was sent"
+        if not isinstance(error, InferenceError):
+            assert server.counters.bodies == [], "an input refused by the client was sent"
     finally:
         close(obj)
 
@@ -200,3 +279,13 @@ def test_bad_prompts(server: ServerHandle, subject: Subject, case: str) -> None:
 
 def test_the_catalogue_is_large_enough() -> None:
     assert len(TEXTS) >= 30
+    assert len(PROMPTS) >= 30
+    for subject in SUBJECTS:
+        assert len(cases_for(subject)) >= 30, subject
+
+
+def cases_for(subject: Subject) -> list[str]:
+    """The bad inputs this module gives ``subject``."""
+    if subject.kind == "generate":
+        return list(PROMPTS)
+    return [case for s, case in TEXT_CASES if s is subject]

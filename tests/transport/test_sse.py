@@ -10,6 +10,7 @@ import pytest
 from hfrag.errors import (
     AuthenticationError,
     BackendError,
+    InferenceConnectionError,
     InvalidRequestError,
     MalformedResponseError,
     RateLimitError,
@@ -71,6 +72,19 @@ def test_line_endings_are_stripped(ending: str) -> None:
 
 def test_last_event_without_trailing_blank_line_is_flushed() -> None:
     assert _payloads(['data: {"n": 1}', "", 'data: {"n": 2}']) == [{"n": 1}, {"n": 2}]
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b'data: {"n": 2', b'data: {"n": 2\n', b"data: [DO", b'data: {"n":\r\ndata: 2'],
+    ids=["cut-line", "cut-after-a-line", "cut-done", "cut-multi-line"],
+)
+def test_a_stream_ending_inside_an_event_is_a_cut_connection(tail: bytes) -> None:
+    # Not "malformed": the connection ended in the middle of the event, so the answer is short.
+    decoder = StreamDecoder("http://h/s")
+    assert decoder.feed_bytes(b'data: {"n": 1}\n\n' + tail) == [{"n": 1}]
+    with pytest.raises(InferenceConnectionError, match="middle of an event"):
+        decoder.finish()
 
 
 def test_tgi_stream_without_done() -> None:

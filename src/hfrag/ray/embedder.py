@@ -31,7 +31,7 @@ from hfrag.errors import ConfigurationError, MalformedResponseError
 from hfrag.ray._batches import texts_of, with_vectors
 from hfrag.tasks.base import CONNECTION_ARGS
 from hfrag.tasks.embeddings import EmbeddingOptions, EmbeddingsClient, Kind, check_texts
-from hfrag.transport import Secret
+from hfrag.transport import LocalSecret
 
 __all__ = ["Embedder", "build_client"]
 
@@ -58,9 +58,6 @@ def build_client(fields: Mapping[str, Any]) -> EmbeddingsClient:
             close = difflib.get_close_matches(given, known, n=1)
             hint = f"; did you mean {close[0]}=?" if close else f"; known settings: {known}"
             raise ConfigurationError(f"unknown embedding setting {given}={hint}")
-    token = client_args.get("token")
-    if isinstance(token, str):
-        client_args["token"] = Secret(token)
     return EmbeddingsClient(**client_args, options=EmbeddingOptions(**option_args))
 
 
@@ -121,7 +118,12 @@ class Embedder:
         self.column = column
         self.output_column = output_column
         self.kind: Kind = kind
-        self._fields = dict(fields)
+        # A token given as a plain string stays in this process (LocalSecret: left out of a
+        # pickle), as for every client; a Secret travels (embed_dataset gives the actors one).
+        self._fields = {
+            k: LocalSecret(v) if k in ("token", "api_key") and isinstance(v, str) else v
+            for k, v in fields.items()
+        }
         self.client = build_client(self._fields)
         self._dim: int | None = self.client.options.dimensions
         self._lock = threading.Lock()
@@ -161,6 +163,14 @@ class Embedder:
         self.client = build_client(self._fields)
         self._lock = threading.Lock()  # the parent's may have been held at the fork
         self._pid = os.getpid()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The client's pool and the lock stay behind; the copy builds its own on unpickling.
+        return {k: v for k, v in self.__dict__.items() if k not in ("client", "_lock", "_pid")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._after_fork()
 
     def close(self) -> None:
         """Close the client's connections (a worker's end closes them too)."""

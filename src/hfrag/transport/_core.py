@@ -26,7 +26,12 @@ from urllib.parse import urljoin
 
 import httpx
 
-from hfrag.errors import InferenceError, MalformedResponseError, RedirectError
+from hfrag.errors import (
+    InferenceConnectionError,
+    InferenceError,
+    MalformedResponseError,
+    RedirectError,
+)
 from hfrag.transport import redaction
 from hfrag.transport.advice import advise
 from hfrag.transport.config import DEFAULT_MAX_EVENT_BYTES, TransportConfig
@@ -34,7 +39,7 @@ from hfrag.transport.deadline import call_end, deadline_error, earliest, remaini
 from hfrag.transport.request import Request
 from hfrag.transport.responses import decode_json, error_from_response
 from hfrag.transport.retry import timeout_within
-from hfrag.transport.sse import DONE, SSEDecoder, SSEEvent, decode_event
+from hfrag.transport.sse import DONE, SSEDecoder, SSEEvent, decode_event, is_cut
 from hfrag.transport.urls import redact_url
 
 logger = logging.getLogger("hfrag.transport")
@@ -334,7 +339,15 @@ class StreamDecoder:
         if self._buffer and not self.done:
             line, self._buffer = bytes(self._buffer), bytearray()
             out += self._line(line)
-        return out + self._decode(self._sse.flush())
+        last = self._sse.flush()
+        if last is not None and not self.done and is_cut(last):
+            raise InferenceConnectionError(
+                "the stream ended in the middle of an event (the connection closed before the "
+                "event was whole); the partial answer was discarded",
+                status=200,
+                url=redact_url(self._url),
+            )
+        return out + self._decode(last)
 
     def _decode(self, event: SSEEvent | None) -> list[Any]:
         if event is None or self.done:

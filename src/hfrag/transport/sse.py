@@ -4,6 +4,8 @@
   a blank line ends an event; the last event may end with the stream instead.
 - Chat and completion streams end with ``data: [DONE]`` (either spacing); TGI's
   ``/generate_stream`` sends no ``[DONE]``, the stream just ends.
+- A stream whose last event, left without its blank line, is not whole JSON was cut in the
+  middle of that event (:func:`is_cut`): a broken connection, not a malformed answer.
 - An error can arrive inside a 200 stream, as ``{"error": ..., "error_type": ...}`` (TGI) or
   ``{"error": {"message": ...}}`` (OpenAI style): :func:`decode_event` raises it.
 
@@ -76,6 +78,20 @@ class SSEDecoder:
         event = SSEEvent("\n".join(self._data), self._event, self._id)
         self._data, self._event = [], None
         return event
+
+
+def is_cut(last: SSEEvent) -> bool:
+    """Whether ``last``, an event the stream ended in (no blank line after it), was cut short:
+    neither ``[DONE]`` nor whole JSON. A whole one is kept (some servers omit the last blank
+    line)."""
+    data = last.data.strip()
+    if data == "[DONE]":
+        return False
+    try:
+        json.loads(data)
+    except (ValueError, RecursionError):
+        return True
+    return False
 
 
 def decode_event(event: SSEEvent, url: str | None = None) -> Any:
