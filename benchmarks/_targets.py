@@ -24,7 +24,8 @@ def _verdict(value: float, target: float, *, higher_is_better: bool = False) -> 
     if ok:
         return "**met**"
     missed = target / value if higher_is_better else value / target
-    return f"**missed** by {(missed - 1) * 100:.0f}%"
+    by = f"{missed:.1f}x" if missed >= 2 else f"{(missed - 1) * 100:.0f}%"
+    return f"**missed** by {by}"
 
 
 def _rows(bench: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
@@ -76,6 +77,14 @@ def bulk_targets(bench: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     out.append(
         (f"bulk embedding vs the latency-model limit ({limit:.2f} s)", detail, "<= 1.3x", verdict)
     )
+    ours = hfrag[0]
+    ratio = ours["cpu"] / bare["cpu"] if bare["cpu"] > 0 else math.nan
+    measured = (
+        f"{ratio:.2f}x: {short[ours['name']]} {ours['cpu']:.2f} s, bare pool "
+        f"{bare['cpu']:.2f} s for {bench['texts']:,} vectors"
+    )
+    label = "client CPU per vector in the bulk run vs the bare pool (json.loads + np.asarray)"
+    out.append((label, measured, "<= 1.0x", _verdict(ratio, 1.0)))
     out += anchor_targets(bench, rows)
     return out
 
@@ -100,7 +109,7 @@ def anchor_targets(
             measured = f"{speedup:.1f}x ({doc['wall']:.1f} s vs {ours['wall']:.2f} s)"
         else:
             work = next((r for r in rows if r.get("workaround_of") == name), None)
-            failure = doc["outcome"].removeprefix("FAILS: ")[:60]
+            failure = doc["outcome"].removeprefix("FAILS: ").split(" for url")[0][:70]
             if work is None or not _ok(work):
                 state = work["outcome"] if work else "no workaround"
                 measured = f"documented path fails ({failure}); workaround: {state}"
@@ -112,11 +121,16 @@ def anchor_targets(
                 continue
             speedup = work["wall"] / ours["wall"]
             measured = (
-                f"documented path fails ({failure}); vs the workaround: {speedup:.1f}x "
-                f"({work['wall']:.1f} s vs {ours['wall']:.2f} s)"
+                f"documented path fails ({failure}); judged against the workaround instead: "
+                f"{speedup:.1f}x ({work['wall']:.1f} s vs {ours['wall']:.2f} s)"
             )
         verdict = _verdict(speedup, ANCHOR_TARGET, higher_is_better=True)
-        if speedup < ANCHOR_TARGET:
+        if speedup < ANCHOR_TARGET and not _ok(doc):
+            verdict += (
+                " (the workaround sends batches of 32, 8 at once, as hfrag does: both are bound "
+                "by the same server)"
+            )
+        elif speedup < ANCHOR_TARGET:
             ceiling = serial_time(bench) / limit
             verdict += (
                 f" (the server serves {bench['server_concurrency']} requests at once, so no "

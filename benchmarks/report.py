@@ -157,6 +157,7 @@ def main() -> int:
     parser.add_argument("--note", default="", help="a line added under the header")
     parser.add_argument("--quick", action="store_true", help="bulk embedding at 1,000 texts")
     ns = parser.parse_args()
+    ns.out.parent.mkdir(parents=True, exist_ok=True)
     load = _load()
     head = ["# Benchmark results", "", *_machine(), ""]
     for note in (ns.note, _loaded(load)):
