@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # The benchmarks' own environment: hfrag plus the reference clients at their newest releases,
-# which pin huggingface_hub below what the main .venv has. BENCH_ARGS go to report.py
-# (e.g. BENCH_ARGS=--quick for a short run that proves the chain works).
+# which pin huggingface_hub below what the main .venv has; without the local extra (no
+# llama.cpp build). BENCH_ARGS go to report.py (e.g. BENCH_ARGS=--quick for a short run that
+# proves the chain works).
 BENCH_VENV ?= .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
@@ -45,9 +46,6 @@ serve: $(STAMP)
 $(BENCH_STAMP): pyproject.toml
 	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_PY) -m pip install --quiet --upgrade pip
-	ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
-		$(BENCH_PY) -m pip wheel --quiet --no-deps "$(LLAMA_CPP)" -w $(WHEELS)
-	$(BENCH_PY) -m pip install --quiet $$(ls -t $(WHEELS)/llama_cpp_python-*.whl | head -1)
 	# --upgrade: the newest release of every reference client that installs together.
 	$(BENCH_PY) -m pip install --quiet --upgrade -e ".[bench]"
 	touch $(BENCH_STAMP)
