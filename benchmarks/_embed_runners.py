@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import resource
 import sys
 import time
@@ -289,7 +290,8 @@ def _outcome(exc: BaseException) -> str:
     status = getattr(exc, "status", None) or getattr(
         getattr(exc, "response", None), "status_code", None
     )
-    text = " ".join(str(exc).split())[:70]
+    text = " ".join(str(exc).split()).split(" For more information")[0]
+    text = re.sub(r" for url:? '?[^' ]+'?", "", text)[:90]
     return (
         f"{type(exc).__name__}" + (f" {status}" if status else "") + (f": {text}" if text else "")
     )

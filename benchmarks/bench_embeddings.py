@@ -108,6 +108,7 @@ def measure(
 ) -> dict[str, Any]:
     """One client in a fresh process: built, then timed from the server's reset on."""
     spec = {"runner": runner, "url": server.url, "texts": texts, "concurrency": concurrency}
+    server.command("reset")  # again once the client is built: its set-up is not counted
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", json.dumps(spec)],
         stdin=subprocess.PIPE,
@@ -117,7 +118,13 @@ def measure(
     )
     assert proc.stdin is not None
     assert proc.stdout is not None
-    watchdog = threading.Timer(timeout, proc.kill)
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        proc.kill()
+
+    watchdog = threading.Timer(timeout, stop)
     watchdog.start()
     result: dict[str, Any] = {}
     try:
@@ -134,8 +141,14 @@ def measure(
         proc.kill()
         proc.wait()
     if not result:
-        result = {"wall": timeout, "cpu": math.nan, "outcome": f"DID NOT FINISH in {timeout:g} s"}
-        result.update(base_mib=math.nan, peak_mib=math.nan, out_mib=math.nan, right=0)
+        outcome = (
+            f"DID NOT FINISH in {timeout:g} s"
+            if timed_out.is_set()
+            else f"FAILS: its process exited with status {proc.returncode} (not installed?)"
+        )
+        result = {"wall": timeout if timed_out.is_set() else math.nan, "outcome": outcome}
+        result.update(cpu=math.nan, base_mib=math.nan, peak_mib=math.nan, out_mib=math.nan)
+        result.update(right=0)
     stats = server.command("stats")
     result.update(name=runner, texts=texts, concurrency=concurrency)
     result.update(requests=stats["requests"], statuses=stats["statuses"])
