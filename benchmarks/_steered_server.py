@@ -9,9 +9,9 @@ command on stdin:
 
 - ``faults {json}``: install ``FaultConfig(**json)`` server-wide and clear the counters;
 - ``reset``: clear the counters and restart the current faults' cold-start clock and seed;
-- ``stats``: a JSON line ``{"requests": n, "statuses": {"200": n, ...}, "max_open": n}``
-  (every request answered since the last reset, GET ``/info`` included; status -1 is a
-  dropped connection).
+- ``stats``: a JSON line ``{"requests": n, "statuses": {"200": n, ...}, "max_open": n,
+  "cpu": s}`` (every request answered since the last reset, GET ``/info`` included; status -1 is
+  a dropped connection; ``cpu``: the server process's CPU seconds since then).
 
 It serves the hashing models under the router layout, with one of them also called
 ``BAAI/bge-small-en-v1.5`` (the model id the reference clients' docs use) and primary, so
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import Counter
 
 from hfrag.server import FaultConfig, ModelSpec, ServerConfig, default_models
@@ -42,6 +43,7 @@ def config(dim: int, max_batch: int) -> ServerConfig:
 def main() -> None:
     dim, max_batch = int(sys.argv[1]), int(sys.argv[2])
     faults = FaultConfig()
+    cpu_at_reset = time.process_time()
     with ServerHandle(config(dim, max_batch)) as srv:
         print(f"ready on {srv.url}", flush=True)
         for line in sys.stdin:
@@ -51,6 +53,7 @@ def main() -> None:
                     faults = FaultConfig(**json.loads(arg))
                 srv.counters.reset()
                 srv.set_faults(faults)  # a fresh cold-start clock and fault sequence
+                cpu_at_reset = time.process_time()
                 reply: object = "ok"
             elif command == "stats":
                 statuses: Counter[str] = Counter()
@@ -60,6 +63,7 @@ def main() -> None:
                     "requests": srv.counters.total(),
                     "statuses": dict(statuses),
                     "max_open": srv.counters.max_open,
+                    "cpu": time.process_time() - cpu_at_reset,
                 }
             else:
                 reply = f"unknown command {command!r}"

@@ -152,6 +152,7 @@ def measure(
     stats = server.command("stats")
     result.update(name=runner, texts=texts, concurrency=concurrency)
     result.update(requests=stats["requests"], statuses=stats["statuses"])
+    result.update(server_cpu=stats["cpu"])
     return result
 
 
@@ -355,9 +356,12 @@ def main() -> None:
     if args.child:
         child(json.loads(args.child))
         return
-    if args.quick:
-        args.texts, args.sizes, args.concurrencies = 1000, [500, 1000, 4000], [1, 4, 8]
-        args.cold_start, args.run_timeout = min(args.cold_start, 1.0), min(args.run_timeout, 40)
+    if args.quick:  # smaller defaults; what was given explicitly stays
+        quick = {"texts": 1000, "sizes": [500, 1000, 4000], "concurrencies": [1, 4, 8]}
+        quick.update(cold_start=1.0, run_timeout=40.0)
+        for name, value in quick.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
     report = run(args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))
