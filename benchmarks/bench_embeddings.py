@@ -1,45 +1,57 @@
-"""Embedding a corpus: hfrag against the reference clients, and against the server's limit.
+"""Embedding a corpus: hfrag against the reference clients, a bare httpx pool and the limit.
 
-Starts ``hfrag serve`` in a subprocess with a latency model (fixed latency per request plus a
-cost per text, a concurrency cap, TEI's batch limit of 32) and embeds the same corpus with:
+Starts hfrag's local server in a subprocess (``_steered_server.py``) with a latency model (a
+fixed latency per request plus a cost per text, a concurrency cap, TEI's batch limit of 32) and
+embeds the same corpus with:
 
 - hfrag's task client (sync and async) and its LangChain / LlamaIndex adapters;
-- the reference clients, when installed (``pip install "hfrag[bench]"``): huggingface_hub's
-  ``InferenceClient.feature_extraction``, langchain-huggingface's
-  ``HuggingFaceEndpointEmbeddings``, and llama-index's ``TextEmbeddingsInference``.
+- the reference clients as their docs show, from ``make bench``'s own environment:
+  huggingface_hub's ``InferenceClient.feature_extraction``, langchain-huggingface's
+  ``HuggingFaceEndpointEmbeddings``, llama-index's ``HuggingFaceInferenceAPIEmbedding`` and
+  ``TextEmbeddingsInference``; where one fails on the workload, the failure is recorded and the
+  workaround a user would write next is run too (see ``_embed_runners.py``);
+- a bare httpx pool posting the same batches of 32, ``max_concurrency`` at once, no checks.
 
-The physical limit is what the server's latency model allows any client at all: every text in
-batches of 32, ``max_concurrency`` requests at once. Then the same corpus with 10% injected faults
-(503 loading, 429, 500, dropped connections), and the peak memory of a large job compared with its
-output array.
+Every client runs in a fresh process (so its peak memory is its own) against the same server,
+whose cold-start clock, fault sequence and request counters are reset right before the client
+starts. Columns: wall time, ratio to the limit the latency model allows any client (every text in
+batches of 32, the server's concurrency), ratio to the bare pool, requests the server answered,
+vectors equal to the hashing model's, peak resident memory above the process's size before the
+call, client CPU seconds. A client still running after ``--run-timeout`` seconds (60; scaled with
+the corpus in the scaling runs) is stopped and recorded as not finished, with the requests the
+server had answered by then.
 
-Usage: ``python benchmarks/bench_embeddings.py [--texts 2000] [--latency 0.02]``
+Three scenarios: a clean server, a cold start (503 "loading" with ``estimated_time`` for the
+first seconds), 10% injected faults (503 loading, 429 with Retry-After, 500, dropped connection).
+Then scaling: hfrag and the bare pool against corpus size and against ``max_concurrency``
+(table, and a plot with ``--plot``). ``--json PATH`` writes every number for ``report.py``.
+
+Usage: ``python benchmarks/bench_embeddings.py [--texts 10000] [--quick] [--json out.json]``
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import heapq
 import json
 import math
 import subprocess
 import sys
-import time
-import tracemalloc
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-import numpy as np
+from _embed_runners import ANCHORS, BARE, BATCH, DIM, HFRAG, RUNNERS, WORKAROUNDS, child
 
-from hfrag.tasks import EmbeddingOptions, EmbeddingsClient
-
-BATCH = 32
+HERE = Path(__file__).resolve().parent
+SYNC = HFRAG[0]
 
 
 @contextlib.contextmanager
 def local_server(*args: str) -> Iterator[str]:
-    """``hfrag serve`` on a free port in a subprocess; yields its URL."""
+    """``hfrag serve`` on a free port in a subprocess; yields its URL (bench_rerank, bench_ray)."""
     cmd = [sys.executable, "-m", "hfrag", "serve", "--models", "hash", "--port", "0"]
     cmd += ["--max-batch-size", str(BATCH)]
     proc = subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, text=True)
@@ -55,188 +67,304 @@ def local_server(*args: str) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, str]:
-    """Seconds taken and an outcome: 'ok', or the error's class and status."""
-    start = time.perf_counter()
+class SteeredServer:
+    """``_steered_server.py`` in a subprocess: one command line in, one JSON line out."""
+
+    def __init__(self) -> None:
+        cmd = [sys.executable, str(HERE / "_steered_server.py"), str(DIM), str(BATCH)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().split()[-1].rstrip("/")
+        self._lock = threading.Lock()
+
+    def command(self, line: str) -> Any:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        with self._lock:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+            return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@contextlib.contextmanager
+def steered_server() -> Iterator[SteeredServer]:
+    server = SteeredServer()
     try:
-        out = fn()
-        outcome = "ok" if out is None or len(out) > 0 else "empty"
-    except Exception as exc:
-        status = getattr(exc, "status", None) or getattr(
-            getattr(exc, "response", None), "status_code", None
+        yield server
+    finally:
+        server.close()
+
+
+def measure(
+    server: SteeredServer, runner: str, texts: int, concurrency: int, timeout: float
+) -> dict[str, Any]:
+    """One client in a fresh process: built, then timed from the server's reset on."""
+    spec = {"runner": runner, "url": server.url, "texts": texts, "concurrency": concurrency}
+    server.command("reset")  # again once the client is built: its set-up is not counted
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # the reference clients' warnings and stray tracebacks
+        text=True,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        proc.kill()
+
+    watchdog = threading.Timer(timeout, stop)
+    watchdog.start()
+    result: dict[str, Any] = {}
+    try:
+        for line in proc.stdout:
+            if line.strip() == "ready":
+                server.command("reset")
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            elif line.startswith("result "):
+                result = json.loads(line.removeprefix("result "))
+                break
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.wait()
+    if not result:
+        outcome = (
+            f"DID NOT FINISH in {timeout:g} s"
+            if timed_out.is_set()
+            else f"FAILS: its process exited with status {proc.returncode} (not installed?)"
         )
-        outcome = f"FAILS: {type(exc).__name__}" + (f" {status}" if status else "")
-    return time.perf_counter() - start, outcome
+        result = {"wall": timeout if timed_out.is_set() else math.nan, "outcome": outcome}
+        result.update(cpu=math.nan, base_mib=math.nan, peak_mib=math.nan, out_mib=math.nan)
+        result.update(right=0)
+    stats = server.command("stats")
+    result.update(name=runner, texts=texts, concurrency=concurrency)
+    result.update(requests=stats["requests"], statuses=stats["statuses"])
+    result.update(server_cpu=stats["cpu"])
+    return result
 
 
-def hfrag_runners(url: str, texts: list[str]) -> dict[str, Callable[[], Any]]:
-    def client(concurrency: int) -> EmbeddingsClient:
-        options = EmbeddingOptions(batch_size=BATCH, max_concurrency=concurrency)
-        return EmbeddingsClient(endpoint_url=url, options=options, max_retry_wait=0.2)
+def latency_limit(texts: int, latency: float, per_item: float, servers: int) -> float:
+    """The shortest time any client can take: batches of 32 on ``servers`` parallel slots."""
+    sizes = [min(BATCH, texts - i) for i in range(0, texts, BATCH)]
+    lanes = [0.0] * servers
+    for size in sorted(sizes, reverse=True):  # longest first, each on the least loaded slot
+        heapq.heapreplace(lanes, lanes[0] + latency + size * per_item)
+    return max(lanes)
 
-    from hfrag.langchain import HuggingFaceInferenceEmbeddings
-    from hfrag.llama_index import HuggingFaceInferenceEmbedding
 
-    lc = HuggingFaceInferenceEmbeddings(endpoint_url=url, max_concurrency=8, max_retry_wait=0.2)
-    li = HuggingFaceInferenceEmbedding(endpoint_url=url, max_concurrency=8, max_retry_wait=0.2)
-    c4, c8 = client(4), client(8)
+def scenarios(args: argparse.Namespace) -> dict[str, tuple[str, dict[str, Any]]]:
+    load = {
+        "latency": args.latency,
+        "latency_per_item": args.per_item,
+        "max_concurrency": args.server_concurrency,
+    }
+    faults = {"seed": 5, "p_loading": 0.025, "estimated_time": 1.0, "p_rate_limit": 0.025,
+              "retry_after": 1.0, "p_500": 0.025, "p_drop": 0.025}  # fmt: skip
     return {
-        "hfrag EmbeddingsClient.embed, concurrency 4": lambda: c4.embed(texts),
-        "hfrag EmbeddingsClient.embed, concurrency 8": lambda: c8.embed(texts),
-        "hfrag EmbeddingsClient.aembed, concurrency 8": lambda: asyncio.run(c8.aembed(texts)),
-        "hfrag LangChain embed_documents (8)": lambda: lc.embed_documents(texts),
-        "hfrag LlamaIndex get_text_embedding_batch (8)": lambda: li.get_text_embedding_batch(texts),
+        "clean": ("Clean server", load),
+        "cold": (
+            f"Cold start: 503 loading (estimated_time = seconds left) for the first "
+            f"{args.cold_start:g} s",
+            {**load, "cold_start": args.cold_start},
+        ),
+        "faults": (
+            "10% injected faults: 503 loading (estimated_time 1 s), 429 (Retry-After 1 s), 500, "
+            "dropped connection, 2.5% each",
+            {**load, **faults},
+        ),
     }
 
 
-def anchor_runners(url: str, texts: list[str]) -> dict[str, Callable[[], Any]]:
-    runners: dict[str, Callable[[], Any]] = {}
-    from huggingface_hub import InferenceClient
-
-    hub = InferenceClient(model=url)
-    runners["huggingface_hub feature_extraction, all texts"] = lambda: hub.feature_extraction(texts)
-
-    def hub_loop() -> list[Any]:
-        out: list[Any] = []
-        for i in range(0, len(texts), BATCH):
-            out.extend(hub.feature_extraction(texts[i : i + BATCH]))
-        return out
-
-    runners["huggingface_hub feature_extraction, own loop of 32"] = hub_loop
-    try:
-        from langchain_huggingface import HuggingFaceEndpointEmbeddings
-
-        # Since 1.x it refuses endpoint URLs (model must be a repo id); on the router it sends
-        # every text in one feature_extraction call, like the first huggingface_hub row.
-        runners["langchain-huggingface HuggingFaceEndpointEmbeddings"] = lambda: (
-            HuggingFaceEndpointEmbeddings(model=url).embed_documents(texts)
-        )
-    except ImportError:
-        runners["langchain-huggingface (not installed)"] = lambda: None
-    try:
-        from llama_index.embeddings.text_embeddings_inference import TextEmbeddingsInference
-
-        li = TextEmbeddingsInference(model_name="bench", base_url=url, embed_batch_size=BATCH)
-        runners["llama-index TextEmbeddingsInference (32)"] = lambda: li.get_text_embedding_batch(
-            texts
-        )
-    except ImportError:
-        runners["llama-index TextEmbeddingsInference (not installed)"] = lambda: None
-    return runners
-
-
-def wire_floor(url: str, texts: list[str], concurrency: int) -> float:
-    """The same batches sent by bare httpx at full concurrency, bodies pre-encoded, replies
-    unread beyond the bytes: what the server and the loopback allow, measured in this run."""
-    import httpx
-
-    bodies = [
-        json.dumps({"inputs": texts[i : i + BATCH]}).encode() for i in range(0, len(texts), BATCH)
-    ]
-
-    async def go() -> None:
-        limits = httpx.Limits(max_connections=concurrency)
-        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-            gate = asyncio.Semaphore(concurrency)
-
-            async def one(body: bytes) -> None:
-                async with gate:
-                    response = await client.post(
-                        url + "/embed", content=body, headers={"content-type": "application/json"}
-                    )
-                    response.raise_for_status()
-
-            await asyncio.gather(*(one(b) for b in bodies))
-
-    start = time.perf_counter()
-    asyncio.run(go())
-    return time.perf_counter() - start
-
-
-def table(
-    title: str,
-    rows: list[tuple[str, float, str]],
-    anchors: list[tuple[str, float, str]],
-    model: float,
-    floor: float,
-) -> None:
-    """Each row's time, and its ratio to both limits and to the fastest anchor that finished."""
-    finished = [seconds for _, seconds, outcome in anchors if outcome == "ok"]
-    best = min(finished) if finished else None
+def print_table(title: str, rows: list[dict[str, Any]], limit: float) -> None:
+    bare = next((r["wall"] for r in rows if r["name"] == BARE and r["outcome"] == "ok"), None)
     print(f"\n{title}")
-    print(f"{'client':<52} {'seconds':>8} {'x model':>8} {'x floor':>8} {'x anchor':>8}  outcome")
-    print("-" * 104)
-
-    def line(name: str, seconds: float, outcome: str = "") -> None:
-        vs = f"{seconds / best:>8.2f}" if best else f"{'-':>8}"
-        cells = f"{seconds:>8.3f} {seconds / model:>8.2f} {seconds / floor:>8.2f} {vs}"
-        print(f"{name:<52} {cells}  {outcome}")
-
-    for name, seconds, outcome in [*rows, *anchors]:
-        line(name, seconds, outcome)
-    line("limit: server latency model", model)
-    line("limit: bare httpx at full concurrency (measured)", floor)
-    if not finished:
-        print("(no reference client finished: 'x anchor' has nothing to compare with)")
-
-
-def run(args: argparse.Namespace) -> None:
-    texts = [
-        f"passage {i}: the {i % 17} quick foxes jump over {i % 5} lazy dogs"
-        for i in range(args.texts)
-    ]
-    batches = math.ceil(args.texts / BATCH)
-    per_batch = args.latency + BATCH * args.per_item
-    limit = math.ceil(batches / args.server_concurrency) * per_batch
-    load = [
-        "--latency", str(args.latency),
-        "--latency-per-item", str(args.per_item),
-        "--max-concurrency", str(args.server_concurrency),
-    ]  # fmt: skip
-    print(
-        f"{args.texts} texts, batches of {BATCH}, server: {args.latency * 1000:.0f} ms + "
-        f"{args.per_item * 1000:.2f} ms/text per request, {args.server_concurrency} at once"
+    head = (
+        f"{'client':<54} {'seconds':>8} {'x limit':>8} {'x bare':>7} {'requests':>8} "
+        f"{'vectors right':>13} {'peak MiB':>8} {'CPU s':>6}  outcome"
     )
+    print(head)
+    print("-" * (len(head) + 20))
+    for r in rows:
+        ok = r["outcome"] == "ok"
+        vs_bare = f"{r['wall'] / bare:>7.2f}" if bare and ok else f"{'-':>7}"
+        vs_limit = f"{r['wall'] / limit:>8.2f}" if ok else f"{'-':>8}"
+        print(
+            f"{r['label']:<54} {r['wall']:>8.2f} {vs_limit} {vs_bare} "
+            f"{r['requests']:>8} {r['right']:>6}/{r['texts']:<6} "
+            f"{r['peak_mib'] - r['base_mib']:>8.1f} {r['cpu']:>6.2f}  {r['outcome']}"
+        )
+    print(f"{'limit: the latency model':<54} {limit:>8.2f} {1:>8.2f}")
 
-    with local_server(*load) as url:
-        wire_floor(url, texts[:BATCH], 1)  # warm up the server
-        floor = wire_floor(url, texts, args.server_concurrency)
-        rows = [(name, *timed(fn)) for name, fn in hfrag_runners(url, texts).items()]
-        anchors = [(name, *timed(fn)) for name, fn in anchor_runners(url, texts).items()]
-    table("Clean server", rows, anchors, limit, floor)
 
-    faults = ["--seed", "5", "--fault-loading", "0.025", "--estimated-time", "0.05",
-              "--fault-rate-limit", "0.025", "--retry-after", "0.05", "--fault-500", "0.025",
-              "--fault-drop", "0.025"]  # fmt: skip
-    with local_server(*load, *faults) as url:
-        rows = [(name, *timed(fn)) for name, fn in hfrag_runners(url, texts).items()]
-        anchors = [(name, *timed(fn)) for name, fn in anchor_runners(url, texts).items()]
-    title = "10% injected faults (503 loading, 429, 500, dropped connection)"
-    table(title, rows, anchors, limit, floor)
+def run_scenario(
+    server: SteeredServer, args: argparse.Namespace, faults: dict[str, Any]
+) -> list[dict[str, Any]]:
+    server.command("faults " + json.dumps(faults))
+    rows = []
+    for name in RUNNERS:
+        row = measure(server, name, args.texts, args.concurrency, args.run_timeout)
+        row["label"] = name
+        rows.append(row)
+        if name in WORKAROUNDS and row["outcome"] != "ok":
+            label, _ = WORKAROUNDS[name]
+            extra = measure(
+                server, "workaround of " + name, args.texts, args.concurrency, args.run_timeout
+            )
+            extra["label"] = label
+            extra["workaround_of"] = name
+            rows.append(extra)
+    return rows
 
-    n = args.memory_texts
-    with local_server("--embed-dim", "384") as url:
-        client = EmbeddingsClient(endpoint_url=url, options=EmbeddingOptions(max_concurrency=8))
-        big = [f"memory test text {i} with a few words" for i in range(n)]
-        tracemalloc.start()
-        out = client.embed(big)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    print(f"\nMemory: {n} texts x {out.shape[1]} dims")
-    print(f"  output array      {out.nbytes / 2**20:8.1f} MiB")
-    print(f"  peak during job   {peak / 2**20:8.1f} MiB  ({peak / out.nbytes:.2f}x the output)")
-    assert np.isfinite(out).all()
+
+def run_scaling(server: SteeredServer, args: argparse.Namespace) -> list[dict[str, Any]]:
+    server.command("faults " + json.dumps(scenarios(args)["clean"][1]))
+    points = [(n, args.concurrency) for n in args.sizes]
+    points += [(args.texts, c) for c in args.concurrencies if (args.texts, c) not in points]
+    rows = []
+    for texts, concurrency in points:
+        for name in (SYNC, BARE):
+            allowed = args.run_timeout * max(1.0, texts / args.texts)
+            row = measure(server, name, texts, concurrency, allowed)
+            row["limit"] = latency_limit(
+                texts, args.latency, args.per_item, min(concurrency, args.server_concurrency)
+            )
+            rows.append(row)
+    print("\nScaling: wall seconds (x the latency-model limit at that size and concurrency)")
+    print(f"{'texts':>7} {'concurrency':>11} {'limit s':>8} {'hfrag s':>14} {'bare pool s':>14}")
+    by_point: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by_point.setdefault((r["texts"], r["concurrency"]), {})[r["name"]] = r
+    for (texts, concurrency), pair in by_point.items():
+        cells = []
+        for name in (SYNC, BARE):
+            r = pair[name]
+            ok = r["outcome"] == "ok"
+            cells.append(f"{r['wall']:>6.2f} ({r['wall'] / r['limit']:.2f}x)" if ok else "FAILS")
+        limit = pair[SYNC]["limit"]
+        print(f"{texts:>7} {concurrency:>11} {limit:>8.2f} {cells[0]:>14} {cells[1]:>14}")
+    return rows
+
+
+def plot(rows: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (by_size, by_conc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, label, style in ((SYNC, "hfrag", "o-"), (BARE, "bare httpx pool", "s--")):
+        size = sorted(
+            (r["texts"], r["wall"], r["limit"])
+            for r in rows
+            if r["name"] == name and r["concurrency"] == args.concurrency
+        )
+        conc = sorted(
+            (r["concurrency"], r["wall"], r["limit"])
+            for r in rows
+            if r["name"] == name and r["texts"] == args.texts
+        )
+        by_size.plot([p[0] for p in size], [p[1] for p in size], style, label=label)
+        by_conc.plot([p[0] for p in conc], [p[1] for p in conc], style, label=label)
+    size = sorted({(r["texts"], r["limit"]) for r in rows if r["concurrency"] == args.concurrency})
+    conc = sorted({(r["concurrency"], r["limit"]) for r in rows if r["texts"] == args.texts})
+    by_size.plot([p[0] for p in size], [p[1] for p in size], "k:", label="latency-model limit")
+    by_conc.plot([p[0] for p in conc], [p[1] for p in conc], "k:", label="latency-model limit")
+    by_size.set(xscale="log", yscale="log", xlabel="texts", ylabel="wall seconds")
+    by_size.set_title(f"corpus size (max_concurrency {args.concurrency})")
+    by_conc.set(xscale="log", yscale="log", xlabel="max_concurrency", ylabel="wall seconds")
+    by_conc.set_title(f"{args.texts:,} texts (server serves {args.server_concurrency} at once)")
+    by_conc.set_xticks(args.concurrencies, [str(c) for c in args.concurrencies])
+    by_conc.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    for ax in (by_size, by_conc):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(
+        f"Bulk embedding through hfrag's local server "
+        f"({args.latency * 1000:g} ms + {args.per_item * 1000:g} ms/text, batches of {BATCH})"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"\nplot: {path}")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    limit = latency_limit(args.texts, args.latency, args.per_item, args.server_concurrency)
+    print(
+        f"{args.texts} texts, batches of {BATCH}, {args.concurrency} requests in flight per "
+        f"client; server: {args.latency * 1000:g} ms + {args.per_item * 1000:g} ms/text per "
+        f"request, {args.server_concurrency} at once; limit {limit:.2f} s. Each client runs in "
+        "a fresh process; 'peak MiB' is its resident memory above its size before the call."
+    )
+    report: dict[str, Any] = {
+        "texts": args.texts,
+        "latency": args.latency,
+        "per_item": args.per_item,
+        "server_concurrency": args.server_concurrency,
+        "concurrency": args.concurrency,
+        "cold_start": args.cold_start,
+        "limit": limit,
+        "hfrag": HFRAG,
+        "anchors": ANCHORS,
+        "bare": BARE,
+        "scenarios": {},
+    }
+    with steered_server() as server:
+        for key, (title, faults) in scenarios(args).items():
+            if args.only and key not in args.only:
+                continue
+            rows = run_scenario(server, args, faults)
+            floor = limit + (args.cold_start if key == "cold" else 0.0)
+            print_table(title, rows, floor)
+            report["scenarios"][key] = {"title": title, "limit": floor, "rows": rows}
+        if not args.only or "scaling" in args.only:
+            report["scaling"] = run_scaling(server, args)
+    if args.plot and report.get("scaling"):
+        plot(report["scaling"], args, args.plot)
+    return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--texts", type=int, default=2000)
-    parser.add_argument("--latency", type=float, default=0.02, help="server seconds per request")
-    parser.add_argument("--per-item", type=float, default=0.0005, help="server seconds per text")
+    parser.add_argument("--texts", type=int, default=10_000)
+    parser.add_argument("--latency", type=float, default=0.015, help="server seconds per request")
+    parser.add_argument("--per-item", type=float, default=0.0002, help="server seconds per text")
     parser.add_argument("--server-concurrency", type=int, default=8)
-    parser.add_argument("--memory-texts", type=int, default=20000)
+    parser.add_argument("--concurrency", type=int, default=8, help="client requests in flight")
+    parser.add_argument("--cold-start", type=float, default=3.0, help="seconds of 503 loading")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--concurrencies", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument("--run-timeout", type=float, default=60.0, help="seconds per client")
+    parser.add_argument("--only", nargs="*", help="clean, cold, faults, scaling")
+    parser.add_argument("--quick", action="store_true", help="1,000 texts, small scaling run")
+    parser.add_argument("--json", type=Path, help="write every measurement here")
+    parser.add_argument("--plot", type=Path, help="save the scaling plot here (PNG)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    run(args)
+    if args.child:
+        child(json.loads(args.child))
+        return
+    if args.quick:  # smaller defaults; what was given explicitly stays
+        quick = {"texts": 1000, "sizes": [500, 1000, 4000], "concurrencies": [1, 4, 8]}
+        quick.update(cold_start=1.0, run_timeout=40.0)
+        for name, value in quick.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
+    report = run(args)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""The benchmark report's arithmetic: the latency-model limit and the Targets verdicts.
+
+``make bench`` writes RESULTS.md's Targets section from measurements (``benchmarks/_targets.py``);
+these check that section against hand-made measurements, without running any benchmark.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def modules() -> Any:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import _targets
+        import bench_embeddings
+
+        yield _targets, bench_embeddings
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def row(name: str, wall: float, outcome: str = "ok", **extra: Any) -> dict[str, Any]:
+    base = {"name": name, "label": name, "wall": wall, "cpu": wall / 2, "outcome": outcome}
+    base.update(requests=313, texts=10_000, right=10_000, concurrency=8)
+    base.update(base_mib=50.0, peak_mib=60.0, out_mib=14.6)
+    return {**base, **extra}
+
+
+def bench(rows: list[dict[str, Any]], scaling: list[dict[str, Any]] | None = None) -> Any:
+    return {
+        "texts": 10_000,
+        "latency": 0.015,
+        "per_item": 0.0002,
+        "server_concurrency": 8,
+        "concurrency": 8,
+        "limit": 0.8528,
+        "hfrag": ["hfrag sync", "hfrag async"],
+        "anchors": ["serial anchor", "failing anchor"],
+        "bare": "bare",
+        "scenarios": {"clean": {"rows": rows}},
+        "scaling": scaling or [],
+    }
+
+
+def test_the_limit_schedules_batches_of_32_on_the_servers_slots(modules: Any) -> None:
+    _, bench_embeddings = modules
+    # 313 batches (312 of 32, one of 16) on 8 slots: 39 rounds of full batches, then the short one
+    expected = 39 * (0.015 + 32 * 0.0002) + 0.015 + 16 * 0.0002
+    assert bench_embeddings.latency_limit(10_000, 0.015, 0.0002, 8) == pytest.approx(expected)
+    assert bench_embeddings.latency_limit(32, 0.015, 0.0002, 1) == pytest.approx(0.0214)
+
+
+def test_targets_met_and_missed_come_from_the_numbers(modules: Any) -> None:
+    targets, _ = modules
+    rows = [
+        row("hfrag sync", 1.0),
+        row("hfrag async", 1.3),  # 1.3x the bare pool: the worst hfrag row decides
+        row("serial anchor", 20.0, requests=1000),
+        row("failing anchor", 0.1, outcome="FAILS: HfHubHTTPError 413: too large"),
+        row("  workaround", 5.0, workaround_of="failing anchor"),
+        row("bare", 1.0, server_cpu=2.0),
+    ]
+    found = {t: (m, v) for t, m, _, v in targets.bulk_targets(bench(rows))}
+    measured, verdict = found["bulk embedding (10,000 texts) vs bare httpx pool"]
+    assert "async 1.30x" in measured
+    assert verdict.startswith("**missed** by 13%")
+    assert found["faster than serial anchor"][1] == "**met**"
+    _, verdict = found["bulk embedding vs the latency-model limit (0.85 s)"]
+    assert verdict.startswith("**missed** by 17%")  # 1.3 s / 0.8528 s = 1.52x, target 1.3x
+    assert "the local server alone spent 2.00 s of CPU" in verdict
+    measured, verdict = found["faster than failing anchor"]
+    assert "documented path fails (HfHubHTTPError 413: too large)" in measured
+    assert verdict.startswith("**missed** by 2.0x")
+
+
+def test_memory_target_uses_the_largest_scaling_run(modules: Any) -> None:
+    targets, _ = modules
+    scaling = [
+        row("hfrag sync", 1.0, texts=1_000, peak_mib=999.0),
+        row("hfrag sync", 9.0, texts=100_000, base_mib=60.0, out_mib=146.5, peak_mib=400.0),
+    ]
+    [(label, measured, _, verdict)] = targets.memory_target(bench([], scaling))
+    assert "100,000 texts" in label
+    assert measured.startswith("1.94x")
+    assert verdict == "**missed** by 29%"
+
+
+def test_decode_target_reads_bench_decode_s_first_table(modules: Any) -> None:
+    targets, _ = modules
+    lines = [
+        "384 dimensions",
+        f"{'client':<54} {'CPU s/10k':>10} {'x bare':>8}  outcome",
+        f"{'bare httpx + json.loads + np.asarray (/embed)':<54} {1.0:>10.3f} {1.0:>8.2f}  ok",
+        f"{'hfrag before (json + old to_matrix, /embed)':<54} {2.0:>10.3f} {2.0:>8.2f}  ok",
+        f"{'hfrag TEI form (/embed, orjson)':<54} {0.5:>10.3f} {0.5:>8.2f}  ok",
+        "1024 dimensions",
+        f"{'hfrag TEI form (/embed, orjson)':<54} {9.0:>10.3f} {9.0:>8.2f}  ok",
+    ]
+    [(_, measured, _, verdict)] = targets.decode_targets("\n".join(lines))
+    assert measured == "TEI form (/embed, orjson) 0.50x"
+    assert verdict == "**met**"
+    [(_, _, _, verdict)] = targets.decode_targets("Traceback: it broke")
+    assert verdict == "not measured"
