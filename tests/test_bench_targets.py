@@ -93,19 +93,28 @@ def test_memory_target_uses_the_largest_scaling_run(modules: Any) -> None:
     assert verdict == "**missed** by 29%"
 
 
-def test_decode_target_reads_bench_decode_s_first_table(modules: Any) -> None:
+def test_decode_targets_read_bench_decode_s_tables(modules: Any) -> None:
     targets, _ = modules
     lines = [
-        "384 dimensions",
+        "384 dimensions, batches of 32",
         f"{'client':<54} {'CPU s/10k':>10} {'x bare':>8}  outcome",
         f"{'bare httpx + json.loads + np.asarray (/embed)':<54} {1.0:>10.3f} {1.0:>8.2f}  ok",
         f"{'hfrag before (json + old to_matrix, /embed)':<54} {2.0:>10.3f} {2.0:>8.2f}  ok",
         f"{'hfrag TEI form (/embed, orjson)':<54} {0.5:>10.3f} {0.5:>8.2f}  ok",
-        "1024 dimensions",
-        f"{'hfrag TEI form (/embed, orjson)':<54} {9.0:>10.3f} {9.0:>8.2f}  ok",
+        "1024 dimensions, batches of 256",
+        f"{'hfrag OpenAI form, float':<54} {1.2:>10.3f} {1.2:>8.2f}  ok",
+        "speed-up over the bare JSON loop (target: hfrag base64 at least 5x)",
+        " dims  batch  hfrag JSON  hfrag base64         floor   target",
+        "  384     32        1.5x          1.8x          2.6x   missed",
+        "  384    256        2.5x          5.3x          4.9x      met",
+        " 1024    256        3.1x          4.2x          6.3x   missed",
     ]
-    [(_, measured, _, verdict)] = targets.decode_targets("\n".join(lines))
-    assert measured == "TEI form (/embed, orjson) 0.50x"
-    assert verdict == "**met**"
+    cpu, b64_384, b64_1024 = targets.decode_targets("\n".join(lines))
+    assert cpu[1] == "1.20x (OpenAI form, float, 1024 dims, batch 256)"
+    assert cpu[3] == "**missed** by 20%"
+    assert "384 dims, batch 256" in b64_384[0]
+    assert b64_384[3] == "**met**"
+    assert b64_1024[1].startswith("4.2x faster")
+    assert b64_1024[3] == "**missed** by 19%"
     [(_, _, _, verdict)] = targets.decode_targets("Traceback: it broke")
     assert verdict == "not measured"

@@ -205,10 +205,11 @@ async def _silent_after_headers(request: RawRequest, writer: asyncio.StreamWrite
 
 #: id -> (behaviour, settings): one attempt bounded by ``timeout``, or retries bounded by the
 #: call's ``deadline``. Each raises InferenceTimeoutError, never hangs (the test's own timeout).
+#: Half a second per attempt: on a loaded machine, less may end before the request is even read.
 SILENT: dict[str, tuple[Any, dict[str, Any]]] = {
-    "never-answers": (hang(), {"timeout": 0.2, "max_retries": 0}),
-    "never-answers-deadline": (hang(), {"timeout": 0.2, "max_retries": 10, "deadline": 0.5}),
-    "silent-after-headers": (_silent_after_headers, {"timeout": 0.2, "max_retries": 0}),
+    "never-answers": (hang(), {"timeout": 0.5, "max_retries": 0}),
+    "never-answers-deadline": (hang(), {"timeout": 0.5, "max_retries": 10, "deadline": 1.2}),
+    "silent-after-headers": (_silent_after_headers, {"timeout": 0.5, "max_retries": 0}),
 }
 
 

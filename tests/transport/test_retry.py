@@ -348,7 +348,9 @@ def test_cold_start(make_server: Any, drive: Any, wait_for_model: bool) -> None:
 
 
 def test_deadline_ends_a_loading_loop(server: Any, drive: Any) -> None:
-    server.set_faults(FaultConfig(p_loading=1.0, estimated_time=0.3), route=PATH)
+    # Attempts at 0, 0.35 and 0.7 s; the next would start past the deadline, so the call ends
+    # after the third 503 (the third attempt has 0.3 s left: room for a loaded machine).
+    server.set_faults(FaultConfig(p_loading=1.0, estimated_time=0.35), route=PATH)
     retry = RetryPolicy(max_retries=100, deadline=1.0)
     start = time.monotonic()
     with pytest.raises(InferenceTimeoutError) as info:
