@@ -313,7 +313,7 @@ async def generation_steps(
     the model makes it (inline outside a request).
 
     Leaving early stops the model at its next token; so does ``alive()`` turning false, which
-    ends the iteration with ``ConnectionResetError`` (see ``ModelRuntime.stream``).
+    ends the iteration with ``ClientGone`` (see ``ModelRuntime.stream``).
     """
     models = current().models
     if models is None:
