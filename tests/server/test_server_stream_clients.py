@@ -66,7 +66,7 @@ def payloads(text: str) -> list[Any]:
 def test_a_connected_client_that_stops_reading_does_not_freeze_other_generations(make_server, path):
     endless = Scripted(iter(lambda: " " + "x" * 2000, None))  # big tokens, never ends
     srv = make_server(config(endless))
-    body: dict[str, Any] = {"inputs": "x", "parameters": {"max_new_tokens": 10**6}}
+    body: dict[str, Any] = {"inputs": "x", "parameters": {"max_new_tokens": 9_000_000}}
     if path == CHAT:
         body = {"model": GEN, "messages": [{"role": "user", "content": "x"}], "stream": True}
         body["max_tokens"] = 10**6
@@ -138,3 +138,39 @@ def test_a_queued_stream_whose_client_left_gives_its_queue_place_back_at_once(ma
         assert running.result() > 0
     assert backend.calls == 1
     wait_until(lambda: srv.models.waiting("generate") == 0, "an idle model thread")
+
+
+@pytest.mark.parametrize("route", ["generate", "chat"])
+def test_a_client_leaving_a_non_streamed_answer_stops_the_model(make_server, route):
+    endless = Scripted(iter(lambda: " x", None))  # never ends by itself
+    srv = make_server(config(endless))
+    if route == "generate":
+        path, body = "/generate", {"inputs": "x", "parameters": {"max_new_tokens": 9_000_000}}
+    else:
+        path = CHAT
+        body = {
+            "model": GEN,
+            "messages": [{"role": "user", "content": "x"}],
+            "max_tokens": 9_000_000,
+        }
+    leaving = raw_post(srv.port, path, body)
+    wait_until(lambda: endless.pulled > 0, "the model started")
+    leaving.close()
+    assert endless.closed.wait(60), "the model kept generating for nobody"
+    wait_until(lambda: srv.models.waiting("generate") == 0, "an idle model thread")
+    endless.pieces = [" a", " b"]
+    r = httpx.post(f"{srv.url}/generate", json={"inputs": "x"}, timeout=60)
+    assert r.json()["generated_text"] == " a b"
+
+
+def test_stopping_the_server_stops_a_non_streamed_generation(make_server):
+    endless = Scripted(iter(lambda: " x", None))
+    srv = make_server(config(endless))
+    body = {"inputs": "x", "parameters": {"max_new_tokens": 9_000_000}}
+    waiting = raw_post(srv.port, "/generate", body)
+    try:
+        wait_until(lambda: endless.pulled > 0, "the model started")
+        srv.stop()
+        assert endless.closed.wait(60), "the model outlived the server"
+    finally:
+        waiting.close()
