@@ -174,3 +174,26 @@ def test_stopping_the_server_stops_a_non_streamed_generation(make_server):
         assert endless.closed.wait(60), "the model outlived the server"
     finally:
         waiting.close()
+
+
+class CutByLength(HashingBackend):
+    """A backend that counts tokens, not pieces (as llama.cpp does with multi-byte text): it
+    stops after two pieces and returns ``"length"`` to say why."""
+
+    def generate_tokens(self, prompt: str, params: GenerationParams) -> Iterator[str]:
+        yield " caf"
+        yield "é"
+        return "length"
+
+
+def test_a_backend_that_ended_by_length_is_reported_as_length_not_eos(make_server):
+    srv = make_server(config(CutByLength(16)))
+    body = {"inputs": "x", "parameters": {"max_new_tokens": 5, "details": True}}
+    with httpx.Client(timeout=30) as client:
+        answer = client.post(f"{srv.url}/generate", json=body).json()
+        events = payloads(client.post(f"{srv.url}/generate_stream", json=body).text)
+    assert answer["generated_text"] == " café"
+    assert answer["details"]["finish_reason"] == "length"
+    assert "</s>" not in [t["text"] for t in answer["details"]["tokens"]]
+    assert events[-1]["details"]["finish_reason"] == "length"
+    assert events[-1]["generated_text"] == " café"
