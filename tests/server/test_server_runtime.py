@@ -18,7 +18,7 @@ import pytest
 
 from hfrag.server import HashingBackend, ModelSpec, ServerConfig
 from hfrag.server.backends import GenerationParams
-from hfrag.server.runtime import ModelRuntime
+from hfrag.server.runtime import ClientGone, ModelRuntime
 
 
 class BlockingBackend(HashingBackend):
@@ -237,7 +237,7 @@ def test_a_stream_raises_the_producers_error_and_a_gone_reader_stops_it():
             with pytest.raises(ValueError, match="bad token"):
                 await failing()
             assert got == [1, 2]
-            with pytest.raises(ConnectionResetError):
+            with pytest.raises(ClientGone):
                 await left()
             assert await asyncio.to_thread(produce.closed.wait, 10)
             assert produce.made <= 3  # one read, one in the buffer, one waiting for room

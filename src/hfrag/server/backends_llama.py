@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -119,11 +119,14 @@ class LlamaGenerator:
         prompt: str = self._formatter(messages=cast(Any, plain)).prompt
         return prompt
 
-    def generate_tokens(self, prompt: str, params: GenerationParams) -> Iterator[str]:
+    def generate_tokens(
+        self, prompt: str, params: GenerationParams
+    ) -> Generator[str, None, str | None]:
         """Text pieces of the completion of ``prompt``, one per generated token (or so).
 
         Multi-byte characters split across tokens come out whole, so a piece may stand for
-        more than one token.
+        more than one token; llama.cpp's token limit may thus come before ``max_new_tokens``
+        pieces, and the generator returns llama.cpp's ``finish_reason`` (``"length"``) to say so.
         """
         sampling = params.do_sample or params.temperature is not None
         chunks: Any = self._llm.create_completion(
@@ -137,7 +140,11 @@ class LlamaGenerator:
             seed=(params.seed if params.seed is not None else self.seed) % 0xFFFFFFFF,
             stream=True,
         )
+        finish: str | None = None
         for chunk in chunks:
-            text = chunk["choices"][0]["text"]
+            choice = chunk["choices"][0]
+            finish = choice.get("finish_reason") or finish
+            text = choice["text"]
             if text:
                 yield text
+        return finish

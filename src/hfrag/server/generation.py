@@ -255,14 +255,22 @@ def generate_steps(spec: ModelSpec, request: GenRequest) -> Iterator[Step]:
 
     The last step is known when its token arrives (the ``max_new_tokens``-th token, the token
     that completes a stop sequence, or the ``</s>`` added when the backend ends), so a stream
-    never has to wait for the token after it. The backend's iterator is closed on return.
+    never has to wait for the token after it. A backend generator that returns ``"length"``
+    (llama.cpp's own token limit, reached while pieces held several tokens) ends with an
+    empty ``length`` step instead of ``</s>``. The backend's iterator is closed on return.
     """
     params = request.params
     pieces = iter(spec.backend.generate_tokens(request.prompt, params))
     text = ""
     count = 0
+    ended: Any = None  # what the backend's generator returned: why it ended, if it says
     try:
-        for piece in pieces:
+        while True:
+            try:
+                piece = next(pieces)
+            except StopIteration as stop:
+                ended = stop.value
+                break
             count += 1
             text += piece
             token = make_token(piece)
@@ -274,6 +282,9 @@ def generate_steps(spec: ModelSpec, request: GenRequest) -> Iterator[Step]:
                 yield Step(token, "length")
                 return
             yield Step(token)
+        if ended == "length":  # the backend counts tokens where pieces may hold several
+            yield Step(make_token(""), "length")
+            return
         yield Step(Token(EOS_ID, EOS_TEXT, -0.01, special=True), "eos_token")
     finally:
         close = getattr(pieces, "close", None)

@@ -25,7 +25,7 @@ from aiohttp import web
 from hfrag.server.backends import normalize_rows, sigmoid
 from hfrag.server.config import ModelSpec
 from hfrag.server.faults import Fault, FaultRuntime
-from hfrag.server.generation import GenRequest, GenResult, Step, generate, generate_steps
+from hfrag.server.generation import GenRequest, GenResult, Step, generate_steps
 from hfrag.server.runtime import ModelRuntime
 from hfrag.server.state import ServerState
 from hfrag.server.validation import ApiError, EmbedOptions, tei_error
@@ -300,9 +300,18 @@ async def classification_scores(
     return out
 
 
-async def run_generation(spec: ModelSpec, request: GenRequest) -> GenResult:
-    """``generation.generate`` on the server's generation thread."""
-    result: GenResult = await _run_model("generate", generate, spec, request)
+async def run_generation(
+    spec: ModelSpec, request: GenRequest, alive: Callable[[], bool] | None = None
+) -> GenResult:
+    """The whole answer (``generation.generate``), collected on the loop from
+    :func:`generation_steps`, so it can be stopped like a stream: cancelling the call (server
+    shutdown) or ``alive()`` turning false (``ClientGone``) stops the model at its next token.
+    """
+    result = GenResult(input_length=request.input_length, seed=request.params.seed)
+    steps = generation_steps(spec, request, alive)
+    async with contextlib.aclosing(steps):
+        async for step in steps:
+            result.add(step)
     return result
 
 
@@ -313,7 +322,7 @@ async def generation_steps(
     the model makes it (inline outside a request).
 
     Leaving early stops the model at its next token; so does ``alive()`` turning false, which
-    ends the iteration with ``ConnectionResetError`` (see ``ModelRuntime.stream``).
+    ends the iteration with ``ClientGone`` (see ``ModelRuntime.stream``).
     """
     models = current().models
     if models is None:

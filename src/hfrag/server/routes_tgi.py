@@ -33,6 +33,7 @@ from hfrag.server.generation import (
 )
 from hfrag.server.inference import (
     Service,
+    current,
     first_of_kind,
     generation_steps,
     json_response,
@@ -41,6 +42,7 @@ from hfrag.server.inference import (
     state_of,
     succeeded,
 )
+from hfrag.server.runtime import ClientGone
 from hfrag.server.streaming import Event, client_alive, send_events
 from hfrag.server.tools import ToolCallPlan, plan_tool_calls, structured_answer
 from hfrag.server.validation import ApiError, Field, deserialize_error, parse_json_body
@@ -112,11 +114,22 @@ async def _tgi_events(
             yield sse(stream_event(result, prefix)), result.finished
 
 
-async def _run(spec: ModelSpec, req: GenRequest, service: Service) -> GenResult:
-    """The whole answer, in no less than the simulated service time."""
-    result = await run_generation(spec, req)
+async def _run(
+    request: web.Request, spec: ModelSpec, req: GenRequest, service: Service
+) -> GenResult:
+    """The whole answer, in no less than the simulated service time; ``ClientGone`` (the
+    model stopped) once the client of ``request`` leaves."""
+    result = await run_generation(spec, req, client_alive(request))
     await service.done()
     return result
+
+
+def _gone(request: web.Request) -> web.Response:
+    """The answer to a client that left while its answer was made: nobody reads it."""
+    current().dropped = True
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=204)
 
 
 async def text_generation(
@@ -143,7 +156,10 @@ async def text_generation(
             cut_event=_tgi_error(INJECTED),
             error_event=_tgi_error,
         )
-    result = await _run(spec, req, Service(1))
+    try:
+        result = await _run(request, spec, req, Service(1))
+    except ClientGone:
+        return _gone(request)
     succeeded(1, [])
     answer: dict[str, Any] = {"generated_text": prefix + result.text}
     if req.details:
@@ -260,7 +276,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             cut_event=_chat_error(INJECTED),
             error_event=_chat_error,
         )
-    result = await _run(spec, req, service)
+    try:
+        result = await _run(request, spec, req, service)
+    except ClientGone:
+        return _gone(request)
     finish = "length" if result.finish_reason == "length" else "stop"
     text = result.text_without_stop
     completion_tokens = sum(1 for t in result.tokens if not t.special)

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from hfrag.server.validation import ApiError
 
-__all__ = ["ModelRuntime", "overloaded"]
+__all__ = ["ClientGone", "ModelRuntime", "overloaded"]
 
 T = TypeVar("T")
 FloatArray = npt.NDArray[np.float32]
@@ -45,6 +45,14 @@ _END = object()
 def overloaded() -> ApiError:
     """TEI's answer when its queue is full."""
     return ApiError(429, {"error": "Model is overloaded", "error_type": "overloaded"})
+
+
+class ClientGone(Exception):
+    """The reader of a stream went away (disconnected, or stopped reading).
+
+    A class of its own, not ``ConnectionError``, so a model that raises ``ConnectionResetError``
+    is reported as a failed generation rather than taken for a client that left.
+    """
 
 
 @dataclass
@@ -124,9 +132,9 @@ class _Channel:
         self.ready.set()
 
     async def get(self, alive: Callable[[], bool] | None, poll: float) -> Any:
-        """The next item; ``ConnectionResetError`` once ``alive()`` says the reader is gone."""
+        """The next item; ``ClientGone`` once ``alive()`` says the reader is gone."""
         if alive is not None and not alive():
-            raise ConnectionResetError("the client went away")
+            raise ClientGone("the client went away")
         while not self.items:
             self.ready.clear()
             if alive is None:
@@ -135,7 +143,7 @@ class _Channel:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.ready.wait(), poll)
             if not self.items and not alive():
-                raise ConnectionResetError("the client went away")
+                raise ClientGone("the client went away")
         item = self.items.popleft()
         self.slots.release()
         return item
@@ -225,7 +233,7 @@ class ModelRuntime:
           left while still queued behind another job never starts.
         - ``alive()`` is checked before each item and every ``poll`` seconds while waiting for
           one: once it is false (the client went away) the stream raises
-          ``ConnectionResetError`` and stops the thread likewise.
+          ``ClientGone`` and stops the thread likewise.
         - An exception raised by ``produce`` on the thread is raised here.
 
         Consume it with ``contextlib.aclosing`` so an abandoned stream stops its thread at once.
@@ -234,7 +242,8 @@ class ModelRuntime:
         loop = asyncio.get_running_loop()
         channel = _Channel(loop, buffer)
         try:
-            done = loop.run_in_executor(self._executor(group), channel.pump, produce)
+            job = self._executor(group).submit(channel.pump, produce)
+            done = asyncio.wrap_future(job, loop=loop)
         except BaseException:
             self._release(group)
             raise
@@ -258,6 +267,10 @@ class ModelRuntime:
                 yield item
         finally:
             channel.stop()
+            # A job still queued never starts, and gives its queue slot back now (through
+            # ``finished``); one already running is not cancelled and keeps its slot until
+            # the thread leaves it.
+            job.cancel()
 
     # -- embedding batches ----------------------------------------------------------------------
 
