@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
 from operator import itemgetter
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -56,7 +56,10 @@ def usage_metadata(usage: Usage | None) -> UsageMetadata | None:
         return None
     prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
     total = usage.total_tokens if usage.total_tokens is not None else prompt + completion
-    return UsageMetadata(input_tokens=prompt, output_tokens=completion, total_tokens=total)
+    counts = {"input_tokens": prompt, "output_tokens": completion, "total_tokens": total}
+    # A cast, not a UsageMetadata(...) call: langchain-core >= 1.8 marks its optional keys with
+    # typing.NotRequired, which a type check for Python 3.10 cannot see, and so asks for them.
+    return cast(UsageMetadata, counts)
 
 
 def _tool_choice(choice: Any) -> Any:
