@@ -2,8 +2,10 @@
 
 Every vector right and in order (the server's deterministic backend says what each must be), each
 text answered successfully exactly once (no text sent again after a success), sockets and threads
-back to their baseline after close, and memory bounded. Smaller soaks for reranking and for
-streamed chat, where a stream cut mid-way raises and never ends as a shortened answer.
+back to their baseline after close, and memory bounded. The faults: 503 loading with
+estimated_time, 429 with Retry-After, 500, dropped connections, stalls past the timeout, truncated
+bodies. Smaller soaks for reranking and for streamed chat, where a stream cut mid-way raises and
+never ends as a shortened answer.
 """
 
 from __future__ import annotations
@@ -27,18 +29,24 @@ from tests.sockets import open_connections
 
 pytestmark = pytest.mark.timeout(240)
 
-#: One request in ten fails: 2% each of loading, 429, 500, dropped connection, truncated body.
+#: One request in ten fails: 1.67% each of loading, 429, 500, dropped connection, a stall past
+#: the client's timeout, truncated body.
+SIXTH = 0.1 / 6
 MIXED = FaultConfig(
     seed=13,
-    p_loading=0.02,
+    p_loading=SIXTH,
     estimated_time=0.01,
-    p_rate_limit=0.02,
+    p_rate_limit=SIXTH,
     retry_after=0.01,
-    p_500=0.02,
-    p_drop=0.02,
-    p_truncate=0.02,
+    p_500=SIXTH,
+    p_drop=SIXTH,
+    p_stall=SIXTH,
+    stall_seconds=2.5,
+    p_truncate=SIXTH,
 )
-FAST_RETRIES = {"max_retries": 10, "max_retry_wait": 0.02}
+FAULT_KINDS = {"loading", "rate_limit", "500", "drop", "stall", "truncate"}
+#: The attempt timeout that a stall outlasts: ample for the hashing model's answers.
+FAST_RETRIES = {"max_retries": 10, "max_retry_wait": 0.02, "timeout": 1.0}
 SOAK_TEXTS = 50_000
 
 
@@ -95,6 +103,7 @@ def test_embedding_soak_under_mixed_faults(server: ServerHandle) -> None:
     assert np.array_equal(got, want), "a vector is wrong or out of order"
     faulted = server.counters.total() - server.counters.total(status=200)
     assert faulted > SOAK_TEXTS // 32 // 20, "the faults did not happen: the test proves nothing"
+    assert set(server.counters.faults) >= FAULT_KINDS, server.counters.faults
     answered = server.counters.texts_ok
     assert len(answered) == SOAK_TEXTS
     assert set(answered.values()) == {1}, "a text was sent again after a success"

@@ -105,6 +105,24 @@ def test_stall_delays_the_answer(server, client):
     assert time.monotonic() - start >= 0.3
 
 
+def test_an_answer_to_a_client_that_left_is_not_counted_as_delivered(server, client):
+    # The client gives up during the stall; the answer made after it cannot reach anyone, so
+    # its texts are not "answered" (a retry of them is no second success) and its status is -1.
+    server.set_faults(FaultConfig(p_stall=1.0, stall_seconds=0.3))
+    with pytest.raises(httpx.ReadTimeout):
+        client.post("/embed", json={"inputs": ["gone"]}, timeout=0.05)
+    deadline = time.monotonic() + 5
+    while server.counters.total("/embed") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.counters.requests[("/embed", -1)] == 1
+    assert server.counters.texts_ok["gone"] == 0
+    assert server.counters.faults == {"stall": 1}
+    server.set_faults(FaultConfig())
+    assert client.post("/embed", json={"inputs": ["gone"]}).status_code == 200
+    assert server.counters.texts_ok["gone"] == 1
+    assert server.counters.faults == {"stall": 1, "none": 1}
+
+
 def test_truncate_sends_half_the_body(server, client):
     server.set_faults(FaultConfig(p_truncate=1.0))
     with client.stream("POST", "/embed", json=BODY) as r:

@@ -12,8 +12,10 @@ Every request goes through one middleware, in this order:
    answer truncated or its stream cut by the drawn fault.
 
 A path with no route gets aiohttp's 404/405 without any of this. The answer's status goes to
-``Counters.requests`` (-1 for a dropped connection); the inputs of a 200 answer go to
-``texts_ok``/``items_ok`` only if the answer was delivered whole (not truncated or cut).
+``Counters.requests`` (-1 for a dropped connection, or for an answer whose client had already
+left, e.g. after its own timeout during a stall); the inputs of a 200 answer go to
+``texts_ok``/``items_ok`` only if the answer was delivered whole (not truncated or cut) to a
+client still there. Each drawn fault is counted in ``Counters.faults``.
 """
 
 from __future__ import annotations
@@ -185,6 +187,7 @@ async def _handle_post(
 ) -> web.StreamResponse:
     runtime = state.faults.for_path(request.path)
     fault = runtime.draw()
+    state.counters.record_fault(fault.value)
     denied = _authorized(request, state)
     if denied is not None:
         return denied
@@ -225,6 +228,12 @@ async def _call(request: web.Request, handler: Handler) -> web.StreamResponse:
         if isinstance(err.body, dict) and err.body.get("error_type") == "Validation":
             err.status = state_of(request).config.validation_status
         return _error_response(err)
+
+
+def _undeliverable(request: web.Request, resp: web.StreamResponse) -> bool:
+    """True when the answer is still to be sent and its client has closed the connection."""
+    transport = request.transport
+    return not resp.prepared and (transport is None or transport.is_closing())
 
 
 @web.middleware
@@ -271,7 +280,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         else:
             denied = _authorized(request, state)  # a Response is a mapping: never test its truth
             resp = denied if denied is not None else await _call(request, handler)
-        status = -1 if context.dropped else resp.status
+        status = -1 if context.dropped or _undeliverable(request, resp) else resp.status
         if status == 200 and not context.cut and context.ok_items:
             state.counters.record_ok(context.ok_items, context.ok_texts)
         return resp

@@ -45,7 +45,10 @@ class Counters:
     """What the server saw and answered; safe to read from any thread.
 
     Attributes:
-        requests: ``(path, status)`` of every answered request; status -1 for dropped ones.
+        requests: ``(path, status)`` of every answered request; status -1 for dropped ones and
+            for answers whose client had left before they were sent.
+        faults: how many times each fault (``Fault`` value: "none", "stall", "drop", ...) was
+            drawn for a POST request.
         texts_ok: each input text of a 200 inference answer (embedded texts, rerank documents,
             ``text_pair`` of classified pairs, similarity ``sentences``), counted per answer.
         items_ok: input items in 200 inference answers.
@@ -63,6 +66,7 @@ class Counters:
         self._lock = threading.Lock()
         self.requests: collections.Counter[tuple[str, int]] = collections.Counter()
         self.texts_ok: collections.Counter[str] = collections.Counter()
+        self.faults: collections.Counter[str] = collections.Counter()
         self.items_ok = 0
         self.batch_sizes: list[int] = []
         self.max_in_flight = 0
@@ -86,6 +90,7 @@ class Counters:
         with self._lock:
             self.requests.clear()
             self.texts_ok.clear()
+            self.faults.clear()
             self.items_ok = 0
             self.batch_sizes.clear()
             self.max_in_flight = 0
@@ -106,6 +111,11 @@ class Counters:
         """Note the status a request was answered with (-1: dropped)."""
         with self._lock:
             self.requests[(path, status)] += 1
+
+    def record_fault(self, fault: str) -> None:
+        """Note the fault drawn for a POST request."""
+        with self._lock:
+            self.faults[fault] += 1
 
     def record_batch(self, size: int) -> None:
         """Note the number of input items of an inference request."""
