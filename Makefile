@@ -11,7 +11,7 @@ BENCH_VENV ?= .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 BENCH_ARGS ?=
-# llama-cpp-python compiles llama.cpp from source (79 min measured on 2 busy shared cores);
+# llama-cpp-python compiles llama.cpp from source (3 min on 2 idle cores, 79 on 2 busy ones);
 # its wheel is built once into this folder, outside .venv, so `make clean` and fresh clones
 # reuse it.
 WHEELS ?= $(HOME)/.cache/hfrag/wheels
