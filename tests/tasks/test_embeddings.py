@@ -159,6 +159,12 @@ def test_token_level_output_is_pooled(server, target, embed, pooling):
         np.testing.assert_allclose(row, want, rtol=1e-4, atol=1e-5)
 
 
+def test_pooled_token_output_keeps_its_scale_with_normalize_false(server):
+    server.script("/embed", CannedResponse(200, [[[3.0, 4.0], [5.0, 12.0]], [[0.0, 2.0]]]))
+    client = client_for("endpoint", server.url + "/embed", normalize=False)
+    np.testing.assert_allclose(client.embed(["a", "b"]), [[4.0, 8.0], [0.0, 2.0]])
+
+
 @pytest.mark.parametrize(
     ("body", "words"),
     [
@@ -372,3 +378,19 @@ def test_target_errors_say_what_to_do(kwargs, words):
 def test_bad_options_are_configuration_errors(options):
     with pytest.raises(ConfigurationError):
         EmbeddingOptions(**options)
+
+
+def test_a_with_block_closes_the_clients_connections(server):
+    port = int(server.url.rsplit(":", 1)[1])
+    with EmbeddingsClient(endpoint_url=server.url) as client:
+        client.embed(["one", "two"])
+        assert open_connections(port) >= 1
+    assert open_connections(port) == 0
+
+
+async def test_an_async_with_block_closes_the_clients_connections(server):
+    port = int(server.url.rsplit(":", 1)[1])
+    async with EmbeddingsClient(endpoint_url=server.url) as client:
+        await client.aembed(["one", "two"])
+        assert open_connections(port) >= 1
+    assert open_connections(port) == 0

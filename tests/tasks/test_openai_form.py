@@ -106,6 +106,29 @@ def test_order_comes_from_index_not_position(server, embed, encoding):
     np.testing.assert_allclose(out, expected(server, TEXTS), atol=1e-6)
 
 
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_token_level_answers_are_pooled(make_server, embed, pooling):
+    # A model without pooling on an OpenAI-compatible server (llama.cpp's, or hfrag's own
+    # hfrag/hash-embed-tokens) answers each input's token vectors; they are pooled as in the
+    # HF form, then L2-normalised. Token counts differ across the batch.
+    server = make_server(ServerConfig.default(primary="hfrag/hash-embed-tokens"))
+    texts = ["short text", "a somewhat longer text with more tokens in it", "x"]
+    out = embed(client_for(server.url + "/v1", pooling=pooling), texts)
+    backend = server.config.model("hfrag/hash-embed-tokens").backend
+    for row, text in zip(out, texts, strict=True):
+        tokens = np.asarray(backend.token_embeddings(text), dtype=np.float64)
+        want = tokens.mean(axis=0) if pooling == "mean" else tokens[0]
+        np.testing.assert_allclose(row, want / np.linalg.norm(want), rtol=1e-4, atol=1e-5)
+    assert server.counters.total(V1, 200) == 1
+
+
+def test_token_level_answers_are_placed_by_index(server):
+    tokens = [[[3.0, 4.0], [5.0, 12.0]], [[0.0, 2.0]]]
+    server.script(V1, CannedResponse(200, answer((1, tokens[1]), (0, tokens[0]))))
+    out = client_for(server.url + "/v1").embed(["a", "b"])
+    np.testing.assert_allclose(out, [[4.0 / 80**0.5, 8.0 / 80**0.5], [0.0, 1.0]], rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("items", "words"),
     [
@@ -124,6 +147,12 @@ def test_order_comes_from_index_not_position(server, embed, encoding):
         ([(0, b64([1])), (1, [1.0]), (2, b64([1]))], "a mix of base64"),
         ([(0, b64([float("nan")])), (1, b64([1])), (2, b64([1]))], "NaN or infinite"),
         ([(0, "é"), (1, "é"), (2, "é")], "not valid base64"),
+        # Token-level answers: a mix with sentence vectors, token vectors of other sizes.
+        ([(0, [[1.0, 2.0]]), (1, [1.0, 2.0]), (2, [[1.0, 2.0]])], "different shapes"),
+        ([(0, [[1.0, 2.0]]), (1, [[1.0]]), (2, [[1.0, 2.0]])], "different shapes"),
+        ([(0, [[1.0, 2.0], [1.0]]), (1, [[1.0, 2.0]]), (2, [[1.0, 2.0]])], "ragged"),
+        ([(0, [[]]), (1, [[]]), (2, [[]])], "empty vectors"),
+        ([(0, [[1.0, float("nan")]]), (1, [[1.0, 2.0]]), (2, [[1.0, 2.0]])], "NaN or infinite"),
         # A character outside the alphabet is refused, not skipped (skipping it would decode 1.0).
         ([(0, b64([1])), (1, "AAC!APw=="), (2, b64([1]))], "not valid base64"),
         ([(0, b64([1])), (1, "AAC\nAPw=="), (2, b64([1]))], "not valid base64"),

@@ -3,7 +3,10 @@ Inference Provider routes, and ``GET /v1/models``.
 
 Request ``{"input": str | [str], "model"?, "encoding_format"?: "float"|"base64", "dimensions"?,
 "user"?}``; answer ``{"object": "list", "data": [{"object": "embedding", "embedding", "index"}],
-"model", "usage"}``, base64 being the little-endian float32 bytes of each vector. The checks are
+"model", "usage"}``, base64 being the little-endian float32 bytes of each vector. A model without
+pooling (``hfrag/hash-embed-tokens``) answers, as llama.cpp's server does, each input's token
+vectors as float lists (``[tokens][dim]``), not normalised, whatever ``encoding_format`` asks.
+The checks are
 those of ``/embed`` (batch limit, empty and over-long inputs, ``dimensions``); what differs is the
 error shape:
 
@@ -28,6 +31,7 @@ from hfrag.server.backends import normalize_rows
 from hfrag.server.config import ModelSpec
 from hfrag.server.inference import (
     Service,
+    embed_output,
     first_of_kind,
     json_response,
     pooled_vectors,
@@ -78,13 +82,25 @@ def _encoding(fields: Field) -> str:
     return str(value)
 
 
-async def _vectors(spec: ModelSpec, texts: list[str], options: EmbedOptions) -> np.ndarray:
+async def _vectors(
+    spec: ModelSpec, texts: list[str], options: EmbedOptions
+) -> np.ndarray | list[Any]:
+    """Unit vectors, ``(n, dim)``; for a model without pooling, each text's token vectors as
+    the model computes them (nested lists), as llama.cpp's server answers."""
     if not spec.pooling:
-        raise _openai_error(400, f"model {spec.name} has no pooling: it cannot embed sentences")
+        return await embed_output(spec, texts, options)
     vectors = await pooled_vectors(spec, texts)
     if options.dimensions is not None:
         vectors = vectors[:, : options.dimensions]
     return normalize_rows(vectors).astype(np.float32, copy=False)
+
+
+def _encoded(row: Any, encoding: str) -> Any:
+    if isinstance(row, list):  # token level: floats whatever was asked (llama.cpp does so)
+        return row
+    if encoding == "base64":
+        return base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")
+    return row.tolist()
 
 
 async def _embeddings(
@@ -123,14 +139,10 @@ async def _embeddings(
     prepared = prepare_embed_texts(spec, texts, options)
     service = Service(len(texts))
     vectors = await _vectors(spec, prepared, options)
-    data: list[dict[str, Any]] = []
-    for index, row in enumerate(vectors):
-        embedding: Any = (
-            base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")
-            if encoding == "base64"
-            else row.tolist()
-        )
-        data.append({"object": "embedding", "embedding": embedding, "index": index})
+    data = [
+        {"object": "embedding", "embedding": _encoded(row, encoding), "index": index}
+        for index, row in enumerate(vectors)
+    ]
     tokens = sum(len(spec.backend.tokenize(t)) for t in prepared)
     answer = {
         "object": "list",

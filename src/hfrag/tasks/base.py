@@ -19,6 +19,8 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, TypedDict, TypeVar
 
+from typing_extensions import Self
+
 from hfrag.errors import ConfigurationError, InferenceError
 from hfrag.transport import (
     AsyncTransport,
@@ -293,3 +295,15 @@ class TaskClient:
             self._sync.close()
         if self._async is not None:
             await self._async.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -108,7 +108,8 @@ def _openai_body(
 def _openai_decode(
     payload: Any, n: int, first: int, url: str, dim: int | None, options: EmbeddingOptions
 ) -> Matrix:
-    matrix = openai_matrix(payload, n, first=first, url=url, dim=dim)
+    # Token-level answers are pooled and normalised (normalize=False is refused for this form).
+    matrix = openai_matrix(payload, n, first=first, url=url, pooling=options.pooling, dim=dim)
     # The OpenAI form has no switch for it: do it here.
     return unit_rows(matrix) if options.normalize else matrix
 

@@ -6,7 +6,8 @@ models without a pooling head, ragged across the batch, pooled here by ``mean`` 
 OpenAI form (:func:`openai_matrix`): ``{"data": [{"index", "embedding"}]}``, placed by ``index``
 (never by position), each embedding a list of floats or the base64 of its little-endian float32
 bytes, decoded (pybase64's SIMD decoder, strict: a character outside the alphabet is an error)
-straight into the batch's array (no Python float per value).
+straight into the batch's array (no Python float per value); a list of token vectors (llama.cpp
+with a model without pooling) is pooled as in the HF form.
 Everything else (wrong count, wrong or inconsistent dimension, NaN or infinity, non-numeric
 values, empty vectors, bad base64) is a :class:`~hfrag.errors.MalformedResponseError` naming the
 batch's input positions.
@@ -195,16 +196,35 @@ def _by_index(payload: Any, n: int) -> list[Any]:
     return slots
 
 
-def openai_matrix(payload: Any, n: int, *, first: int, url: str, dim: int | None = None) -> Matrix:
+def _token_level(slots: list[Any]) -> bool:
+    """Some embedding is a list of lists: one vector per token (llama.cpp without pooling)."""
+    return any(isinstance(v, list) and v and isinstance(v[0], list) for v in slots)
+
+
+def openai_matrix(
+    payload: Any,
+    n: int,
+    *,
+    first: int,
+    url: str,
+    pooling: Pooling = "mean",
+    dim: int | None = None,
+) -> Matrix:
     """Validate one OpenAI-form answer for inputs ``first .. first+n-1`` into float32 ``(n, dim)``.
 
-    Float lists and base64 strings are both accepted, whichever the server sent.
+    Float lists and base64 strings are both accepted, whichever the server sent. An embedding
+    that is a list of token vectors (llama.cpp's server with a model that has no pooling) is
+    pooled as in the HF form, then L2-normalised.
     """
     where = f"inputs {first}-{first + n - 1}" if n > 1 else f"input {first}"
+    pooled = False
     try:
         slots = _by_index(payload, n)
         if isinstance(slots[0], str):
             matrix = _from_base64(slots)
+        elif _token_level(slots):
+            rows, pooled = _rows(slots, n, pooling)
+            matrix = rows.astype(np.float32, copy=False)
         else:
             if len({len(v) if isinstance(v, list) else -1 for v in slots} - {-1}) > 1:
                 raise _Bad("embeddings of different lengths")
@@ -212,6 +232,7 @@ def openai_matrix(payload: Any, n: int, *, first: int, url: str, dim: int | None
             if array.ndim != 2:
                 raise _Bad("embeddings of different lengths, or not lists of numbers")
             matrix = array.astype(np.float32, copy=False)
-        return _checked(matrix, dim)
+        matrix = _checked(matrix, dim)
     except _Bad as bad:
         raise _malformed(where, url, bad) from None
+    return unit_rows(matrix) if pooled else matrix
