@@ -81,6 +81,25 @@ def test_targets_met_and_missed_come_from_the_numbers(modules: Any) -> None:
     assert verdict.startswith("**missed** by 2.0x")
 
 
+def test_a_miss_by_the_framework_adapters_alone_says_so(modules: Any) -> None:
+    targets, _ = modules
+    names = ["hfrag EmbeddingsClient.embed", "hfrag LangChain embed_documents"]
+    rows = [
+        row(names[0], 1.0, cpu=0.40),
+        row(names[1], 1.3, cpu=0.58),
+        row("bare", 1.0, server_cpu=0.5),
+    ]
+    found = {t: v for t, _, _, v in targets.bulk_targets({**bench(rows), "hfrag": names})}
+    verdict = found["bulk embedding (10,000 texts) vs bare httpx pool"]
+    assert verdict.startswith("**missed** by 13%")
+    assert "EmbeddingsClient.embed meets it" in verdict
+    assert "LangChain embed_documents +0.18 s" in verdict
+    # When the framework-free client misses too, the adapters are not the reason.
+    rows[0] = row(names[0], 1.2, cpu=0.40)
+    found = {t: v for t, _, _, v in targets.bulk_targets({**bench(rows), "hfrag": names})}
+    assert "meets it" not in found["bulk embedding (10,000 texts) vs bare httpx pool"]
+
+
 def test_memory_target_uses_the_largest_scaling_run(modules: Any) -> None:
     targets, _ = modules
     scaling = [
