@@ -37,8 +37,10 @@ test: $(STAMP)
 	$(PY) -m ruff format --check src tests benchmarks notebooks
 	$(PY) -m mypy --strict src
 
+# Offline on the real local models (an error if they are missing: the stamp installs them), or
+# on the Hugging Face router when HF_TOKEN is set.
 demo: $(STAMP)
-	$(VENV)/bin/hfrag demo
+	$(VENV)/bin/hfrag demo $(if $(HF_TOKEN),--hosted,--models real)
 
 serve: $(STAMP)
 	$(VENV)/bin/hfrag serve --models real --port 8080

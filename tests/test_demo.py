@@ -174,11 +174,13 @@ def _real_models_missing() -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(bool(_real_models_missing()), reason="the local extra's models are missing")
-def test_demo_on_the_real_models_answers_with_the_generator() -> None:
+@pytest.mark.parametrize("framework", ["langchain", "llama-index"])
+def test_demo_on_the_real_models_answers_with_the_generator(framework: str) -> None:
     from hfrag.server.models_real import EMBED_MODEL, GENERATE_MODEL
 
     out = Recorder()
-    answer = run(_args("--models", "real", "--max-new-tokens", "48"), out)
+    argv = ("--models", "real", "--max-new-tokens", "48", "--framework", framework)
+    answer = run(_args(*argv), out)
     text = out.text
     assert "models: real" in text
     assert f"embedding 30 passages with {EMBED_MODEL}" in text
