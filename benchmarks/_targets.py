@@ -199,7 +199,7 @@ BASE64_TARGET = 5.0
 
 def decode_targets(output: str) -> list[tuple[str, str, str, str]]:
     """From bench_decode's output: hfrag's CPU per vector against the bare loop (every table; the
-    worst counts), and the base64 path's speed-up over the bare JSON loop at the largest batch."""
+    worst counts), and the base64 path's speed-up over the bare JSON loop at every batch size."""
     worst: tuple[float, str] | None = None
     table = ""
     for line in output.splitlines():
@@ -217,18 +217,22 @@ def decode_targets(output: str) -> list[tuple[str, str, str, str]]:
         return [(label, "not found in bench_decode's output", "<= 1.0x", "not measured")]
     rows = [(label, f"{worst[0]:.2f}x ({worst[1]})", "<= 1.0x", _verdict(worst[0], 1.0))]
     summary = [m for m in map(_DECODE_SUMMARY.match, output.splitlines()) if m]
-    if summary:
-        largest = max(int(m["batch"]) for m in summary)
-        for m in (m for m in summary if int(m["batch"]) == largest):
-            speedup = float(m["b64"])
-            rows.append(
-                (
-                    f"base64 decode vs the bare JSON loop ({m['dims']} dims, batch {largest})",
-                    f"{speedup:.1f}x faster (floor: bare base64 loop {float(m['floor']):.1f}x)",
-                    f">= {BASE64_TARGET:g}x",
-                    _verdict(speedup, BASE64_TARGET, higher_is_better=True),
-                )
+    for m in summary:
+        speedup, floor = float(m["b64"]), float(m["floor"])
+        verdict = _verdict(speedup, BASE64_TARGET, higher_is_better=True)
+        if speedup < BASE64_TARGET and floor < BASE64_TARGET:
+            verdict += (
+                f" (a bare httpx + base64 + np.frombuffer loop reaches {floor:.1f}x: at this batch "
+                "size the HTTP exchange, not the decoding, is most of the cost)"
             )
+        rows.append(
+            (
+                f"base64 decode vs the bare JSON loop ({m['dims']} dims, batch {m['batch']})",
+                f"{speedup:.1f}x faster (floor: bare base64 loop {floor:.1f}x)",
+                f">= {BASE64_TARGET:g}x",
+                verdict,
+            )
+        )
     return rows
 
 

@@ -19,13 +19,15 @@ Rows:
   ``HuggingFaceEndpointEmbeddings`` (refuses endpoint URLs since 1.2.2), llama-index's
   ``TextEmbeddingsInference``.
 
-Each table is run at two batch sizes: 32 (TEI's ``max_client_batch_size``), where the cost of an
-HTTP request (httpx's, not the decode's) bounds every client, and 256 (OpenAI-compatible servers
-such as vLLM and Infinity take such batches), where the decode dominates. Then the resident memory a
-fresh process gains while embedding with hfrag's JSON and base64 paths, against its output array.
+Each table is run at three batch sizes: 32 (TEI's ``max_client_batch_size``), where the cost of
+an HTTP request (httpx's, not the decode's) bounds every client, then 256 and 1,024
+(OpenAI-compatible servers take such batches: OpenAI up to 2,048 inputs, vLLM and Infinity more),
+where the decode counts for more and more. Then the resident memory a fresh process gains while
+embedding with hfrag's JSON and base64 paths, against its output array.
 
-Usage: ``python benchmarks/bench_decode.py [--vectors 3000] [--batches 32 256] [--dims 384 1024]``
-(about three minutes; ``--quick`` embeds 1,024). Figures are scaled to 10,000 vectors.
+Usage: ``python benchmarks/bench_decode.py [--vectors 3000] [--batches 32 256 1024]
+[--dims 384 1024]`` (a few minutes; ``--quick`` embeds 4,096). Figures are scaled to 10,000
+vectors.
 """
 
 from __future__ import annotations
@@ -322,16 +324,16 @@ def main() -> None:
         "--batches",
         type=int,
         nargs="+",
-        default=[32, 256],
-        help="batch sizes (32 is TEI's limit; OpenAI-compatible servers often take 256+)",
+        default=[32, 256, 1024],
+        help="batch sizes (32 is TEI's limit; OpenAI's is 2,048 inputs, vLLM has none)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per client; the least counts")
     parser.add_argument("--memory-vectors", type=int, default=20_000, help="for the memory run")
     parser.add_argument("--dims", type=int, nargs="+", default=[384, 1024])
-    parser.add_argument("--quick", action="store_true", help="1,000 vectors")
+    parser.add_argument("--quick", action="store_true", help="4,096 vectors")
     args = parser.parse_args()
     if args.quick:
-        args.vectors = 1024
+        args.vectors = 4096
         args.memory_vectors = 8192
     run(args)
 
