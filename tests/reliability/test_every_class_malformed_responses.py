@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -223,8 +224,12 @@ def test_a_server_that_never_answers_raises_a_timeout(
     raw_server.route(ANY, behaviour)
     obj = subject.build(raw_server.url, max_retry_wait=0.05, **settings)
     try:
+        start = time.monotonic()
         with pytest.raises(InferenceTimeoutError):
             subject.call(obj, INPUTS[subject.kind])
+        # Bounded by the attempt's timeout or the call's deadline (a /info probe of 0.5 s may
+        # come first), plus slack for a loaded machine: far below the test's own timeout.
+        assert time.monotonic() - start < settings.get("deadline", 2 * settings["timeout"]) + 3.0
         assert raw_server.stats.requests, "nothing reached the server: the check proves nothing"
     finally:
         close(obj)

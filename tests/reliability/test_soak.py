@@ -132,9 +132,13 @@ def test_rerank_soak_under_mixed_faults(server: ServerHandle) -> None:
 def test_streamed_chat_soak_never_returns_a_shortened_answer(server: ServerHandle) -> None:
     # Streams cut mid-way (truncate) or carrying an error event: each must raise, never end
     # early as if finished; the others give the whole answer.
+    messages = [{"role": "user", "content": PROMPT}]
+    warm = ChatClient(model=LLAMA, router_url=server.url)
+    warm.chat(messages)  # starts the in-process server's generation thread: the server's own
+    warm.close()
+    threads_before = _baseline_threads(server)
     server.set_faults(FaultConfig(seed=5, p_truncate=0.15, p_stream_error=0.15))
     client = ChatClient(model=LLAMA, router_url=server.url, max_retries=0)
-    messages = [{"role": "user", "content": PROMPT}]
     whole = failed = 0
     for _ in range(60):
         text = ""
@@ -151,3 +155,4 @@ def test_streamed_chat_soak_never_returns_a_shortened_answer(server: ServerHandl
     assert whole, failed
     assert failed, whole
     assert _eventually(lambda: open_connections(_port(server)) == 0)
+    assert _eventually(lambda: threading.active_count() <= threads_before)
