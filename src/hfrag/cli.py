@@ -60,6 +60,30 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _provider_mapping(path: str) -> dict[str, dict[str, dict[str, str]]]:
+    """A ``--provider-mapping`` file: JSON ``{model_id: {provider: {field: string}}}``."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc}") from None
+    shape = "{model_id: {provider: {providerId, status, task}}} with string values"
+    if not isinstance(data, dict):
+        raise argparse.ArgumentTypeError(f"{path} must hold {shape}")
+    for model, providers in data.items():
+        entries = providers.values() if isinstance(providers, dict) else [None]
+        for entry in entries:
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                raise argparse.ArgumentTypeError(f"{path}: {model!r} is not {shape}")
+            if not {"providerId", "task"} <= entry.keys():
+                raise argparse.ArgumentTypeError(
+                    f"{path}: an entry of {model!r} lacks providerId or task"
+                )
+    return data
+
+
 def _model(text: str) -> tuple[str, str]:
     name, sep, kind = text.rpartition("=")
     if not sep or not name or kind not in KINDS:
@@ -141,6 +165,23 @@ def _add_serve(sub: Any) -> None:
         type=_positive_int,
         default=512,
         help="tokens per input of the embed and rerank models",
+    )
+
+    hub = serve.add_argument_group("Hub model API (GET /api/models/{id})")
+    hub.add_argument(
+        "--provider-mapping",
+        type=_provider_mapping,
+        metavar="FILE",
+        default=None,
+        help="JSON file of {model_id: {provider: {providerId, status, task}}}: the Inference "
+        "Providers the Hub lists for each model (default: each embedding model on hf-inference, "
+        "together, scaleway and deepinfra; a reranker on hf-inference; a generator on together)",
+    )
+    hub.add_argument(
+        "--mapping-form",
+        choices=("dict", "list"),
+        default="dict",
+        help="how inferenceProviderMapping is answered: the Hub's dict (model_info) or its list",
     )
 
     val = serve.add_argument_group("validation")
@@ -317,6 +358,8 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         auto_truncate=args.auto_truncate,
         faults=faults,
         payload_limit=args.payload_limit,
+        provider_mapping=args.provider_mapping,
+        mapping_form=args.mapping_form,
     )
     if args.primary:
         if config.model(args.primary) is None:

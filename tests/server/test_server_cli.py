@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -201,3 +202,55 @@ def test_serve_in_subprocess_says_why_the_server_did_not_start():
     with refused as info, serve_in_subprocess("--max-batch-size", "zero"):
         pass
     assert "zero" in str(info.value)
+
+
+def test_provider_mapping_file_is_served_by_the_hub_api_and_the_provider_routes(tmp_path):
+    mapping = {
+        "hfrag/hash-embed": {
+            "together": {
+                "providerId": "togethercomputer/embed",
+                "status": "live",
+                "task": "feature-extraction",
+            },
+        },
+        "org/chat-only": {
+            "novita": {"providerId": "org/chat", "status": "staging", "task": "conversational"},
+        },
+    }
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps(mapping))
+    serving = serve_in_subprocess(
+        "--models", "hash", "--provider-mapping", str(path), "--mapping-form", "list"
+    )
+    with serving as url, httpx.Client(timeout=10) as http:
+        params = {"expand[]": "inferenceProviderMapping"}
+        listed = http.get(f"{url}/api/models/hfrag/hash-embed", params=params).json()
+        assert listed["inferenceProviderMapping"] == [
+            {"provider": "together", **mapping["hfrag/hash-embed"]["together"]}
+        ]
+        # The provider route knows the model by the provider's id from the file.
+        body = {"model": "togethercomputer/embed", "input": ["a"]}
+        assert http.post(f"{url}/together/v1/embeddings", json=body).status_code == 200
+        body["model"] = "hfrag/hash-embed"
+        assert http.post(f"{url}/together/v1/embeddings", json=body).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("not json", "cannot read"),
+        ("[]", "must hold {model_id"),
+        ('{"m": {"p": "x"}}', "'m' is not {model_id"),
+        ('{"m": {"p": {"providerId": 1, "task": "t"}}}', "'m' is not {model_id"),
+        ('{"m": {"p": {"providerId": "x"}}}', "lacks providerId or task"),
+    ],
+)
+def test_a_bad_provider_mapping_file_is_an_argument_error(tmp_path, capsys, content, words):
+    path = tmp_path / "mapping.json"
+    path.write_text(content)
+    with pytest.raises(SystemExit):
+        main(["serve", "--provider-mapping", str(path)])
+    assert words in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", "--provider-mapping", str(tmp_path / "missing.json")])
+    assert "cannot read" in capsys.readouterr().err
