@@ -226,3 +226,51 @@ def test_the_ambient_token_goes_to_the_hugging_face_router(
             assert request.headers.get("authorization") == BEARER
     finally:
         close(obj)
+
+
+EMBEDDING_SUBJECTS = [s for s in SUBJECTS if s.kind == "embed"]
+
+
+def _with_provider(subject: Subject, **provider: str) -> Any:
+    if subject.name == "EmbeddingsClient":
+        from hfrag.tasks import EmbeddingOptions
+
+        return subject.make(model=EMBED, max_retries=0, options=EmbeddingOptions(**provider))
+    return subject.make(model=EMBED, max_retries=0, **provider)
+
+
+@pytest.mark.parametrize("subject", EMBEDDING_SUBJECTS, ids=str)
+def test_the_ambient_token_goes_to_a_provider_through_the_router(
+    hf_router: HubProxy, subject: Subject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", PLANTED)
+    obj = _with_provider(subject, provider="together", provider_model="org/embed-on-together")
+    try:
+        with pytest.raises(AuthenticationError) as info:
+            subject.call(obj, INPUTS[subject.kind])
+        assert PLANTED not in str(info.value)
+        [request] = hf_router.requests
+        assert request.tunnel == "router.huggingface.co:443"
+        assert request.path == "/together/v1/embeddings"
+        assert request.headers.get("authorization") == BEARER
+    finally:
+        close(obj)
+
+
+@pytest.mark.parametrize("subject", EMBEDDING_SUBJECTS, ids=str)
+def test_the_ambient_token_goes_to_the_hub_for_the_provider_look_up(
+    hf_router: HubProxy, subject: Subject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", PLANTED)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    obj = _with_provider(subject, provider="auto")
+    try:
+        with pytest.raises(AuthenticationError) as info:
+            subject.call(obj, INPUTS[subject.kind])
+        assert PLANTED not in str(info.value)
+        [request] = hf_router.requests
+        assert request.tunnel == "huggingface.co:443"
+        assert request.path.startswith(f"/api/models/{EMBED}?")
+        assert request.headers.get("authorization") == BEARER
+    finally:
+        close(obj)
