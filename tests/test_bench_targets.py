@@ -81,6 +81,24 @@ def test_targets_met_and_missed_come_from_the_numbers(modules: Any) -> None:
     assert verdict.startswith("**missed** by 2.0x")
 
 
+def test_an_anchor_that_does_not_finish_is_judged_by_the_time_limit(modules: Any) -> None:
+    targets, _ = modules
+    rows = [
+        row("hfrag sync", 1.0),
+        row("hfrag async", 1.0),
+        row("serial anchor", 60.0, outcome="DID NOT FINISH in 60 s"),
+        row("failing anchor", 5.0, outcome="DID NOT FINISH in 5 s"),
+        row("  workaround", 2.0, workaround_of="failing anchor"),
+        row("bare", 1.0),
+    ]
+    found = {t: (m, v) for t, m, _, v in targets.bulk_targets(bench(rows))}
+    measured, verdict = found["faster than serial anchor"]
+    assert measured == "documented path did not finish in 60 s (hfrag: 1.00 s)"
+    assert verdict == "**met**: at least 60x"
+    # A limit too short to show 10x shows nothing either way (the workaround is not used).
+    assert found["faster than failing anchor"][1] == "not shown: only at least 5x"
+
+
 def test_a_miss_by_the_framework_adapters_alone_says_so(modules: Any) -> None:
     targets, _ = modules
     names = ["hfrag EmbeddingsClient.embed", "hfrag LangChain embed_documents"]
