@@ -250,13 +250,12 @@ def alone(llama_server: str) -> np.ndarray:
     return np.stack([_pooled(_raw_embeddings(llama_server, [text])[0]) for text in TEXTS])
 
 
-def test_llama_cpp_token_vectors_depend_on_the_other_inputs_of_a_request(llama_server, alone):
-    # What llama-cpp-python's server does with a model without pooling: the first input of a
-    # request gets the vectors it gets alone, the later ones do not. docs/PROTOCOL.md says so,
-    # and batch_size=1 is the setting that gives each text its own vectors.
+def test_the_first_input_of_a_llama_cpp_request_gets_its_own_vectors(llama_server, alone):
+    # With a model without pooling, llama-cpp-python 0.3.36 gives the later inputs of a request
+    # other vectors than they get alone (docs/PROTOCOL.md); the first always gets its own. Not
+    # asserted for the later ones: a fixed llama-cpp-python must not fail this suite.
     together = np.stack([_pooled(t) for t in _raw_embeddings(llama_server, TEXTS)])
     np.testing.assert_allclose(together[0], alone[0], atol=1e-6)
-    assert not np.allclose(together[1:], alone[1:], atol=1e-3)
 
 
 @pytest.mark.parametrize("suffix", ["", "/v1", "/v1/embeddings"])

@@ -129,9 +129,14 @@ class HuggingFaceInferenceEmbedding(EmbeddingFields, BaseEmbedding):
         ) as event:
             yield result
             event.on_end(payload={EventPayload.CHUNKS: texts, EventPayload.EMBEDDINGS: result[0]})
-        # Built without validation: the texts and float lists are ours and already checked, and
-        # validating (and so copying) every float of a big batch costs as much CPU as decoding it.
-        dispatcher.event(EmbeddingEndEvent.model_construct(chunks=texts, embeddings=result[0]))
+        if self.embeddings_cache is None:
+            # Built without validation: the float lists come straight from a checked float32
+            # array, and validating (so copying) every float of a big batch costs as much CPU
+            # as decoding it. Vectors from a cache are validated as LlamaIndex would.
+            end_event = EmbeddingEndEvent.model_construct(chunks=texts, embeddings=result[0])
+        else:
+            end_event = EmbeddingEndEvent(chunks=texts, embeddings=result[0])
+        dispatcher.event(end_event)
 
     def get_text_embedding_batch(
         self, texts: list[str], show_progress: bool = False, **kwargs: Any
