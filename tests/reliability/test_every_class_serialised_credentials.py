@@ -239,38 +239,38 @@ def _with_provider(subject: Subject, **provider: str) -> Any:
     return subject.make(model=EMBED, max_retries=0, **provider)
 
 
-@pytest.mark.parametrize("subject", EMBEDDING_SUBJECTS, ids=str)
-def test_the_ambient_token_goes_to_a_provider_through_the_router(
-    hf_router: HubProxy, subject: Subject, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HF_TOKEN", PLANTED)
-    obj = _with_provider(subject, provider="together", provider_model="org/embed-on-together")
-    try:
-        with pytest.raises(AuthenticationError) as info:
-            subject.call(obj, INPUTS[subject.kind])
-        assert PLANTED not in str(info.value)
-        [request] = hf_router.requests
-        assert request.tunnel == "router.huggingface.co:443"
-        assert request.path == "/together/v1/embeddings"
-        assert request.headers.get("authorization") == BEARER
-    finally:
-        close(obj)
+#: Provider settings -> (host reached, path without the query, whether a query follows): a
+#: provider's own path on the router, and the Hub's model API that provider="auto" asks first.
+PROVIDER_ROUTES = {
+    "provider-path": (
+        {"provider": "together", "provider_model": "org/embed-on-together"},
+        ("router.huggingface.co:443", "/together/v1/embeddings", False),
+    ),
+    "hub-look-up": (
+        {"provider": "auto"},
+        ("huggingface.co:443", f"/api/models/{EMBED}", True),
+    ),
+}
 
 
+@pytest.mark.parametrize("route", list(PROVIDER_ROUTES))
 @pytest.mark.parametrize("subject", EMBEDDING_SUBJECTS, ids=str)
-def test_the_ambient_token_goes_to_the_hub_for_the_provider_look_up(
-    hf_router: HubProxy, subject: Subject, monkeypatch: pytest.MonkeyPatch
+def test_the_ambient_token_goes_to_providers_and_the_hub(
+    hf_router: HubProxy, subject: Subject, route: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_TOKEN", PLANTED)
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
-    obj = _with_provider(subject, provider="auto")
+    settings, (tunnel, path, has_query) = PROVIDER_ROUTES[route]
+    obj = _with_provider(subject, **settings)
     try:
         with pytest.raises(AuthenticationError) as info:
             subject.call(obj, INPUTS[subject.kind])
         assert PLANTED not in str(info.value)
         [request] = hf_router.requests
-        assert request.tunnel == "huggingface.co:443"
-        assert request.path.startswith(f"/api/models/{EMBED}?")
+        assert request.tunnel == tunnel
+        sent_path, _, query = request.path.partition("?")
+        assert sent_path == path
+        assert bool(query) == has_query
         assert request.headers.get("authorization") == BEARER
     finally:
         close(obj)
