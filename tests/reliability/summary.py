@@ -69,6 +69,11 @@ ROWS = (
         ("lc.HuggingFaceInferenceEmbeddings", "li.HuggingFaceInferenceEmbedding"),
     ),
     Row(
+        "Streams: a JSON answer, a held-open complete stream, cancellation mid-stream, tool-call "
+        "deltas with shared indexes, odd event streams",
+        ("test_every_class_streams",),
+    ),
+    Row(
         "Soak: 50,000 texts, reranking, streamed chat, at 10% mixed faults",
         ("test_soak",),
         ("EmbeddingsClient", "RerankClient", "ChatClient"),

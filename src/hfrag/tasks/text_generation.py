@@ -19,8 +19,8 @@ from typing_extensions import Unpack
 
 from hfrag.errors import ConfigurationError, InferenceError, MalformedResponseError, NotFoundError
 from hfrag.tasks.base import Connection
+from hfrag.tasks.chat_stream import ChatStreamDecoder
 from hfrag.tasks.chat_wire import (
-    ChatStreamDecoder,
     chat_body,
     chat_model_field,
     chat_target_url,
@@ -138,7 +138,11 @@ class TGIStreamDecoder:
             self._finished = True
         return out
 
-    def finish(self) -> list[Chunk]:
+    @property
+    def complete(self) -> bool:
+        return self._finished
+
+    def finish(self, done: bool = False) -> list[Chunk]:
         if not self._finished:
             raise stream_cut(self._url, "no event carried generated_text")
         return []
