@@ -5,9 +5,9 @@ Messages: roles LlamaIndex has and chat templates do not (``chatbot``, ``model``
 joined into one string; a message with images is sent as a list of parts (``text``,
 ``image_url``). An assistant's tool calls (``ToolCallBlock`` blocks, or OpenAI-shaped
 ``additional_kwargs["tool_calls"]``) are sent as ``tool_calls``; a tool result is sent with its
-``tool_call_id``. An assistant's ``ThinkingBlock`` content becomes ``reasoning_content``, which the
-chat client sends back only with ``send_reasoning=True``. Blocks a chat-completions server cannot take (audio, video, documents) fail
-before sending.
+``tool_call_id``. An assistant's ``ThinkingBlock`` content becomes ``reasoning_content``, which
+the chat client sends back only with ``send_reasoning=True``. Blocks a chat-completions server
+cannot take (audio, video, documents) fail before sending.
 
 Tool calls read back keep the server's ``id``; arguments that are not a JSON object become ``{}``
 (as LlamaIndex's own OpenAI class does), so ``predict_and_call`` reports a tool error instead of
@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
+from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock, ThinkingBlock
 from llama_index.core.llms.llm import ToolSelection
 
 from hfrag.errors import InputError
@@ -52,9 +52,9 @@ def wire_message(message: ChatMessage, position: int = 0) -> dict[str, Any]:
         if calls:
             out["tool_calls"] = calls
         thoughts = [
-            str(block.content)
+            block.content
             for block in message.blocks
-            if getattr(block, "block_type", None) == "thinking" and getattr(block, "content", None)
+            if isinstance(block, ThinkingBlock) and block.content
         ]
         if thoughts:
             out["reasoning_content"] = "".join(thoughts)
