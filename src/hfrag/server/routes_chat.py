@@ -51,6 +51,17 @@ from hfrag.server.inference import (
 from hfrag.server.routes_tgi import FINGERPRINT, INJECTED, error_stream, gone, run_answer
 from hfrag.server.runtime import ClientGone
 from hfrag.server.streaming import Event, client_alive, send_events
+from hfrag.server.traits import (
+    ReasoningForm,
+    StreamDeltas,
+    answer_fields,
+    answer_tokens,
+    chat_logprobs,
+    logprobs_asked,
+    model_for,
+    reasoning_form,
+    refusal,
+)
 from hfrag.server.validation import ApiError, Field, deserialize_error, parse_json_body
 
 __all__ = ["chat_completions"]
@@ -172,6 +183,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         parse_json_body(raw, request.headers.get("Content-Type", "")), raw, "ChatRequest"
     )
     spec = _chat_model(request, fields.string("model"))
+    refused = refusal(spec.name, fields.body)
+    if refused is not None:
+        raise refused
+    spec, form, top = model_for(spec), reasoning_form(spec.name), logprobs_asked(fields.body)
     messages = _messages(fields)
     stream = bool(fields.boolean("stream", False))
     options = fields.body.get("stream_options") or {}
@@ -192,7 +207,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         head: Head = functools.partial(_chunk, spec, cid, created)
         return await send_events(
             request,
-            _chat_events(request, spec, req, constraint, head, include_usage, seq),
+            _chat_events(request, spec, req, constraint, head, include_usage, seq, (form, top)),
             service=service,
             cut_event=_chat_error(INJECTED),
             error_event=_chat_error,
@@ -204,9 +219,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     reader = AnswerReader(constraint)
     reader.finish(result.text_without_stop)
     completion_tokens = sum(1 for t in result.tokens if not t.special)
-    answer: dict[str, Any] = {"role": "assistant", "content": reader.content}
+    message = {"content": None} if reader.calls else answer_fields(form, reader.content)
+    answer: dict[str, Any] = {"role": "assistant", **message}
+    logprobs = None
+    if top is not None and constraint is None:
+        logprobs = chat_logprobs(answer_tokens(form, result.tokens), top)
     if reader.calls:
-        answer["content"] = None
         answer["tool_calls"] = [
             {
                 "id": _call_id(seq, i),
@@ -219,7 +237,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     choice = {
         "index": 0,
         "message": answer,
-        "logprobs": None,
+        "logprobs": logprobs,
         "finish_reason": _finish(result, reader),
     }
     return json_response(
@@ -235,8 +253,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _delta_event(head: Head, delta: dict[str, Any]) -> bytes:
-    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+def _delta_event(head: Head, delta: dict[str, Any], logprobs: Any = None) -> bytes:
+    choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": None}
     return sse(head([choice]), space=True)
 
 
@@ -258,19 +276,27 @@ async def _chat_events(
     head: Head,
     include_usage: bool,
     seq: int,
+    traits: tuple[ReasoningForm | None, int | None] = (None, None),
 ) -> AsyncGenerator[Event, None]:
     """A chat stream made as the model makes tokens: a delta per piece of words or of a tool
-    call (text that may begin a stop sequence waits for the next token), then the closing
-    chunks."""
+    call (text that may begin a stop sequence waits for the next token; a free answer's
+    reasoning and logprobs per ``traits``), then the closing chunks."""
     result = GenResult(input_length=req.input_length, seed=req.params.seed)
     holdback = StopHoldback(req.params.stop)
     reader = AnswerReader(constraint)
+    deltas = StreamDeltas(*traits) if constraint is None else None
     safe = ""
     steps = generation_steps(spec, req, client_alive(request))
     async with contextlib.aclosing(steps):
         async for step in steps:
             result.add(step)
-            safe += holdback.feed(result)
+            released = holdback.feed(result)
+            if deltas is not None:
+                made = deltas.step(step.token, released)
+                if made is not None:
+                    yield _delta_event(head, *made), False
+                continue
+            safe += released
             pieces = reader.finish(safe) if result.finished else reader.feed(safe)
             for piece in pieces:
                 yield _delta_event(head, _delta(piece, seq)), False

@@ -38,6 +38,7 @@ from hfrag.server.inference import (
 )
 from hfrag.server.runtime import ClientGone
 from hfrag.server.streaming import Event, client_alive, send_events
+from hfrag.server.traits import model_for
 from hfrag.server.validation import ApiError, parse_json_body
 
 __all__ = [
@@ -121,7 +122,7 @@ async def text_generation(
     request: web.Request, spec: ModelSpec, *, wrapped: bool, force_stream: bool = False
 ) -> web.StreamResponse:
     """TGI generation: ``/generate`` (plain), ``POST /`` and the router (``wrapped``)."""
-    state = state_of(request)
+    state, spec = state_of(request), model_for(spec)
     raw = raw_body(request)
     body = parse_json_body(raw, request.headers.get("Content-Type", ""))
     state.counters.record_batch(1)
