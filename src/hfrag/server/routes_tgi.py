@@ -45,6 +45,17 @@ from hfrag.server.inference import (
 from hfrag.server.runtime import ClientGone
 from hfrag.server.streaming import Event, client_alive, send_events
 from hfrag.server.tools import ToolCallPlan, plan_tool_calls, structured_answer
+from hfrag.server.traits import (
+    ReasoningForm,
+    StreamDeltas,
+    answer_fields,
+    answer_tokens,
+    chat_logprobs,
+    logprobs_asked,
+    model_for,
+    reasoning_form,
+    refusal,
+)
 from hfrag.server.validation import ApiError, Field, deserialize_error, parse_json_body
 
 __all__ = [
@@ -136,7 +147,7 @@ async def text_generation(
     request: web.Request, spec: ModelSpec, *, wrapped: bool, force_stream: bool = False
 ) -> web.StreamResponse:
     """TGI generation: ``/generate`` (plain), ``POST /`` and the router (``wrapped``)."""
-    state = state_of(request)
+    state, spec = state_of(request), model_for(spec)
     raw = raw_body(request)
     body = parse_json_body(raw, request.headers.get("Content-Type", ""))
     state.counters.record_batch(1)
@@ -225,6 +236,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         parse_json_body(raw, request.headers.get("Content-Type", "")), raw, "ChatRequest"
     )
     spec = _chat_model(request, fields.string("model"))
+    refused = refusal(spec.name, fields.body)
+    if refused is not None:
+        raise refused
+    spec, form, top = model_for(spec), reasoning_form(spec.name), logprobs_asked(fields.body)
     messages = _messages(fields)
     stream = bool(fields.boolean("stream", False))
     options = fields.body.get("stream_options") or {}
@@ -271,7 +286,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if stream and not plans and structured is None:
         return await send_events(
             request,
-            _chat_events(request, spec, req, head, include_usage),
+            _chat_events(request, spec, req, head, include_usage, (form, top)),
             service=service,
             cut_event=_chat_error(INJECTED),
             error_event=_chat_error,
@@ -291,7 +306,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         completion_tokens, finish = len(spec.backend.tokenize(arguments)), "tool_calls"
     usage = _usage(req.input_length, completion_tokens)
     if not stream:
-        answer: dict[str, Any] = {"role": "assistant", "content": None if plans else text}
+        message = {"content": None} if plans else answer_fields(form, text)
+        answer: dict[str, Any] = {"role": "assistant", **message}
+        logprobs = None
+        if top is not None and not plans and structured is None:
+            logprobs = chat_logprobs(answer_tokens(form, result.tokens), top)
         if plans:
             answer["tool_calls"] = [
                 {
@@ -310,7 +329,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 "model": spec.name,
                 "system_fingerprint": FINGERPRINT,
                 "choices": [
-                    {"index": 0, "message": answer, "logprobs": None, "finish_reason": finish}
+                    {"index": 0, "message": answer, "logprobs": logprobs, "finish_reason": finish}
                 ],
                 "usage": usage,
             }
@@ -340,8 +359,8 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def _delta_event(head: Head, delta: dict[str, Any]) -> bytes:
-    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+def _delta_event(head: Head, delta: dict[str, Any], logprobs: Any = None) -> bytes:
+    choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": None}
     return sse(head([choice]), space=True)
 
 
@@ -361,19 +380,26 @@ async def _listed(events: list[Event]) -> AsyncGenerator[Event, None]:
 
 
 async def _chat_events(
-    request: web.Request, spec: ModelSpec, req: GenRequest, head: Head, include_usage: bool
+    request: web.Request,
+    spec: ModelSpec,
+    req: GenRequest,
+    head: Head,
+    include_usage: bool,
+    traits: tuple[ReasoningForm | None, int | None] = (None, None),
 ) -> AsyncGenerator[Event, None]:
     """A chat stream made as the model makes tokens: a delta per token (text that may begin
-    a stop sequence waits for the next token), then the closing chunks."""
+    a stop sequence waits for the next token; reasoning and logprobs per ``traits``), then
+    the closing chunks."""
     result = GenResult(input_length=req.input_length, seed=req.params.seed)
     holdback = StopHoldback(req.params.stop)
+    deltas = StreamDeltas(*traits)
     steps = generation_steps(spec, req, client_alive(request))
     async with contextlib.aclosing(steps):
         async for step in steps:
             result.add(step)
-            piece = holdback.feed(result)
-            if piece:
-                yield _delta_event(head, {"role": "assistant", "content": piece}), False
+            made = deltas.step(step.token, holdback.feed(result))
+            if made is not None:
+                yield _delta_event(head, *made), False
     finish = "length" if result.finish_reason == "length" else "stop"
     completion_tokens = sum(1 for t in result.tokens if not t.special)
     usage = _usage(req.input_length, completion_tokens) if include_usage else None
