@@ -231,8 +231,11 @@ TOOL_STREAMS: dict[str, tuple[list[Any], str, list[tuple[str | None, str, dict[s
         [("call_a", *PARIS)],
     ),
     "id-sent-as-integer-0": (  # TGI 1.4
-        [_tools(_call(0, 0, "get_weather", '{"city": ')), _tools(_call(0, None, None, '"Paris"}'))]
-        + [END],
+        [
+            _tools(_call(0, 0, "get_weather", '{"city": ')),
+            _tools(_call(0, None, None, '"Paris"}')),
+            END,
+        ],
         "done",
         [("0", *PARIS)],
     ),
@@ -308,7 +311,7 @@ def test_tool_call_deltas_merge_by_index_and_id(
     try:
         calls = TOOL_CALLS[subject.name](obj)
         assert [(n, a) for _, n, a in calls] == [(n, a) for _, n, a in expected]
-        for (got, _, _), (want, _, _) in zip(calls, expected):
+        for (got, _, _), (want, _, _) in zip(calls, expected, strict=True):
             if want is not None:
                 assert got == want
         assert len({got for got, _, _ in calls}) == len(calls), "two calls share an id"

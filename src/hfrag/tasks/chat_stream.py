@@ -45,6 +45,8 @@ from hfrag.tasks.generation import (
     parse_arguments,
     stream_cut,
 )
+from hfrag.tasks.logprobs import LogprobsDelta, chat_logprobs
+from hfrag.tasks.reasoning import ReasoningDelta, ReasoningReader
 from hfrag.transport.urls import redact_url
 
 __all__ = ["ChatStreamDecoder", "ToolCallMerger"]
@@ -151,10 +153,14 @@ class ToolCallMerger:
 class ChatStreamDecoder:
     """Chat-completion chunks to typed chunks (see the module docstring)."""
 
-    def __init__(self, url: str, stop: Sequence[str] = (), prefix: str = "") -> None:
+    def __init__(
+        self, url: str, stop: Sequence[str] = (), prefix: str = "", split: bool = True
+    ) -> None:
         self._url = url
         self._stop = tuple(stop)
+        self._split = split
         self._trim = StopTrimmer(stop)
+        self._reasoning = ReasoningReader(split)
         self._prefix = prefix
         self._finished = False
         self._usage_after_finish = False
@@ -208,9 +214,16 @@ class ChatStreamDecoder:
             delta = {}
         if not isinstance(delta, Mapping):
             raise _malformed(self._url, "chunk has a delta that is not an object")
-        text = self._trim.feed(content_text(delta.get("content"), self._url))
+        thoughts, answer = self._reasoning.feed(
+            delta, content_text(delta.get("content"), self._url)
+        )
+        out += thoughts
+        text = self._trim.feed(answer)
         if text:
             out.append(TextDelta(text))
+        logprobs = chat_logprobs(choice)
+        if logprobs:
+            out.append(LogprobsDelta(logprobs))
         out += self._tools.feed(delta.get("tool_calls"))
         reason = choice.get("finish_reason")
         if reason is not None:
@@ -218,8 +231,9 @@ class ChatStreamDecoder:
         return out
 
     def _finish(self, reason: str, raw: str | None) -> list[Chunk]:
-        out: list[Chunk] = []
-        rest = self._trim.flush()
+        thoughts, answer = self._reasoning.flush()
+        out: list[Chunk] = [*thoughts]
+        rest = self._trim.feed(answer) + self._trim.flush()
         if rest:
             out.append(TextDelta(rest))
         out.append(Finish(reason, raw, self._model))
@@ -230,8 +244,11 @@ class ChatStreamDecoder:
         """A whole completion where chunks were asked for: the same answer, as chunks."""
         if self._finished:
             raise _malformed(self._url, "sent a whole completion after the answer had ended")
-        out = decode_chat(payload, self._url, self._stop)
-        chunks: list[Chunk] = [TextDelta(out.text)] if out.text else []
+        out = decode_chat(payload, self._url, self._stop, split=self._split)
+        chunks: list[Chunk] = [ReasoningDelta(out.reasoning)] if out.reasoning else []
+        chunks += [TextDelta(out.text)] if out.text else []
+        if out.logprobs:
+            chunks.append(LogprobsDelta(out.logprobs))
         chunks += [
             ToolCallDelta(self._tools.calls + i, c.id, c.name, c.raw_arguments)
             for i, c in enumerate(out.tool_calls)

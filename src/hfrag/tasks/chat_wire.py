@@ -1,4 +1,4 @@
-"""The chat-completions wire form: request bodies, answers and streamed chunks (pure functions).
+"""The chat-completions wire form: request bodies and answers (pure functions).
 
 Bodies carry the options, ``tools``, ``tool_choice`` and ``response_format`` in the OpenAI or
 the TGI form; answers decode to :mod:`hfrag.tasks.generation` types; streamed chunks are decoded in
@@ -22,6 +22,8 @@ from hfrag.tasks.generation import (
     Usage,
     parse_arguments,
 )
+from hfrag.tasks.logprobs import chat_logprobs
+from hfrag.tasks.reasoning import answer_reasoning, message_reasoning, split_think
 from hfrag.transport.urls import chat_url, endpoint_base, redact_url, router_chat_url
 
 __all__ = [
@@ -209,9 +211,10 @@ def _tool_calls(value: Any, url: str) -> tuple[ToolCall, ...]:
 
 
 def decode_chat(
-    payload: Any, url: str, stop: Sequence[str] = (), prefix: str = ""
+    payload: Any, url: str, stop: Sequence[str] = (), prefix: str = "", split: bool = True
 ) -> GenerationOutput:
-    """A chat answer: the first choice's text (stop sequences trimmed), tool calls, usage."""
+    """A chat answer: the first choice's text (stop sequences trimmed), tool calls, usage,
+    reasoning (a field, or a leading ``<think>`` when ``split``) and logprobs."""
     if not isinstance(payload, Mapping):
         raise _malformed(url, f"is {type(payload).__name__}, not an object")
     choices = payload.get("choices")
@@ -220,7 +223,8 @@ def decode_chat(
     message = choices[0].get("message")
     if not isinstance(message, Mapping):
         raise _malformed(url, "has no message in its first choice")
-    text = StopTrimmer(stop).trim(content_text(message.get("content"), url))
+    thought, content = split_think(content_text(message.get("content"), url), split)
+    text = StopTrimmer(stop).trim(content)
     raw_reason = choices[0].get("finish_reason")
     model = payload.get("model")
     return GenerationOutput(
@@ -231,6 +235,8 @@ def decode_chat(
         model=model if isinstance(model, str) else None,
         raw_finish_reason=None if raw_reason is None else str(raw_reason),
         raw=payload,
+        reasoning=answer_reasoning(message_reasoning(message), thought),
+        logprobs=chat_logprobs(choices[0]),
     )
 
 
