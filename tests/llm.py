@@ -24,7 +24,7 @@ ANSWER = "Paris is the capital of France."
 def llm_config(primary: str | None = None, **overrides: object) -> ServerConfig:
     """The default models plus the two README LLM ids (``primary`` first, if given)."""
     models = default_models()
-    backend = models[0].backend
+    backend = models[3].backend  # the hashing generator with the tool-call rule
     models += [
         ModelSpec(name, "generate", backend, max_input_length=4096, max_total_tokens=8192)
         for name in (LLAMA, SMOL)

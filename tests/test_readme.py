@@ -28,6 +28,7 @@ import pytest
 from hfrag.server import HashingBackend, ModelSpec, ServerConfig
 from hfrag.server.config import DEFAULT_PROMPTS, default_models
 from hfrag.server.testing import ServerHandle, serve_in_thread
+from hfrag.server.tools import RuleTools
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -103,7 +104,8 @@ def all_models() -> list[ModelSpec]:
         extra: dict[str, Any] = {}
         if kind == "generate":
             extra = {"max_input_length": 4096, "max_total_tokens": 8192}
-        models.append(ModelSpec(name, kind, backend, prompts=prompts, **extra))  # type: ignore[arg-type]
+        served = RuleTools(backend) if kind == "generate" else backend
+        models.append(ModelSpec(name, kind, served, prompts=prompts, **extra))  # type: ignore[arg-type]
     return models
 
 

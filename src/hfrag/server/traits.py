@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-from hfrag.server.backends import GenerationParams, HashingBackend
+from hfrag.server.backends import GenerationParams
 from hfrag.server.config import ModelSpec
 from hfrag.server.validation import ApiError
 
@@ -78,7 +78,7 @@ def reasoning_form(model: str) -> ReasoningForm | None:
 class ThinkingGenerator:
     """A hashing generator that reasons first: ``<think>``, the reasoning, ``</think>``."""
 
-    def __init__(self, inner: HashingBackend) -> None:
+    def __init__(self, inner: Any) -> None:
         self.inner = inner
 
     def __getattr__(self, name: str) -> Any:
@@ -93,7 +93,13 @@ class ThinkingGenerator:
 
 def model_for(spec: ModelSpec) -> ModelSpec:
     """``spec`` with its generator reasoning first when its id asks for it (hashing only)."""
-    if reasoning_form(spec.name) is None or not isinstance(spec.backend, HashingBackend):
+    if reasoning_form(spec.name) is None:
+        return spec
+    from hfrag.server.hashing import HashingBackend  # only ever loaded for a hashing model
+    from hfrag.server.tools import RuleTools
+
+    backend = spec.backend.inner if isinstance(spec.backend, RuleTools) else spec.backend
+    if not isinstance(backend, HashingBackend):
         return spec
     return replace(spec, backend=ThinkingGenerator(spec.backend))
 
