@@ -34,7 +34,7 @@ from tests.llm import (
     THINK,
     traits_server,
 )
-from tests.tasks.test_llm_clients import CHAT, MODES, _delta, _sse, chat, fast, generate
+from tests.tasks.test_llm_clients import CHAT, MODES, WEATHER, _delta, _sse, chat, fast, generate
 
 __all__ = ["traits_server"]  # a fixture
 
@@ -294,3 +294,13 @@ def test_tgi_top_tokens_become_the_alternatives(srv: ServerHandle) -> None:
     assert (only.token, only.logprob) == (" Paris", -0.1)
     assert [(t.token, t.logprob) for t in only.top] == [(" Paris", -0.1), (" Rome", -2.5)]
     assert srv.counters.bodies[-1]["parameters"]["top_n_tokens"] == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("model", REASONING_MODELS)
+def test_a_reasoning_model_still_calls_tools(srv: ServerHandle, model: str, mode: str) -> None:
+    client = ChatClient(model, router_url=srv.url, **fast())
+    asked = [{"role": "user", "content": "What is the weather in Paris?"}]
+    out = chat(client, mode, asked, tools=[WEATHER])
+    assert [c.name for c in out.tool_calls] == ["get_weather"]
+    assert out.text == ""
