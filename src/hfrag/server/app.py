@@ -50,6 +50,7 @@ from hfrag.server.routes_openai import (
     provider_route,
 )
 from hfrag.server.routes_router import model_route, pipeline_route
+from hfrag.server.routes_sparse import register as register_sparse
 from hfrag.server.routes_tei import (
     embed_route,
     feature_extraction,
@@ -359,4 +360,5 @@ def build_app(
         r.add_post(path, provider_route(provider))
     r.add_get("/v1/models", models_route)
     r.add_get("/api/models/{model_id:.+}", model_info)
+    register_sparse(r)
     return app
