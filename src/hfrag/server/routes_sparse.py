@@ -1,4 +1,4 @@
-"""TEI's ``/embed_sparse`` and ``/tokenize`` routes; :func:`register` adds them to an app.
+"""TEI's ``/embed_sparse`` and ``/tokenize`` routes (``app.py`` lists them with the others).
 
 Shapes follow TEI's ``router/src/http/server.rs`` and ``types.rs``:
 
@@ -45,13 +45,7 @@ from hfrag.server.validation import (
     tei_error,
 )
 
-__all__ = ["embed_sparse_route", "register", "sparse_model", "tokenize_route"]
-
-
-def register(router: web.UrlDispatcher) -> None:
-    """Add ``/embed_sparse`` and ``/tokenize`` to an app's router."""
-    router.add_post("/embed_sparse", embed_sparse_route)
-    router.add_post("/tokenize", tokenize_route)
+__all__ = ["embed_sparse_route", "sparse_model", "tokenize_route"]
 
 
 def sparse_model(state: ServerState) -> ModelSpec:
