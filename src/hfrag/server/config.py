@@ -36,6 +36,10 @@ class ModelSpec:
         prompts: Sentence-Transformers prompts, selectable with ``prompt_name``.
         max_total_tokens: prompt plus new tokens limit of a generator (TGI's option).
         labels: output labels of a rerank model (a cross-encoder has one).
+        unused_kwargs: text-generation parameters the router refuses for this model, as the real
+            router's hf-inference does for a model served by the transformers pipeline instead
+            of TGI (400 ``The following `model_kwargs` are not used by the model: [...]``;
+            recorded for google/flan-t5-large and gpt2). Empty: a TGI model.
     """
 
     name: str
@@ -46,6 +50,7 @@ class ModelSpec:
     prompts: Mapping[str, str] = field(default_factory=dict)
     max_total_tokens: int | None = None
     labels: tuple[str, ...] = ("LABEL_0",)
+    unused_kwargs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
