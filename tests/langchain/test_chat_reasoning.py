@@ -1,4 +1,4 @@
-"""LangChain: a reasoning model's reasoning beside the answer, and token logprobs.
+"""LangChain: a reasoning model's reasoning beside the answer, token logprobs, a refused image.
 
 Reasoning is ``additional_kwargs["reasoning_content"]`` on messages and chunks, so
 langchain-core's ``content_blocks`` shows a ``reasoning`` block; it is never in ``content``.
@@ -126,3 +126,16 @@ def test_llm_class_keeps_reasoning_and_logprobs_in_generation_info(
     assert info["reasoning_content"] == REASONING_TEXT
     tokens = "".join(t["token"] for t in info["logprobs"]["content"])
     assert tokens == f"<think>{REASONING_TEXT}</think>{ANSWER}"
+
+
+def test_a_text_only_model_refusing_an_image_is_a_typed_error(srv: ServerHandle) -> None:
+    from hfrag.errors import InvalidRequestError
+    from tests.llm import TEXT_ONLY
+
+    image = {"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"}
+    chat = ChatHuggingFaceInference(model=TEXT_ONLY, router_url=srv.url)
+    with pytest.raises(InvalidRequestError, match="not a multimodal model") as caught:
+        chat.invoke([HumanMessage(content=[{"type": "text", "text": "What is it?"}, image])])
+    assert caught.value.status == 400
+    sent = srv.counters.bodies[-1]["messages"][0]["content"][1]
+    assert sent == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
