@@ -1,4 +1,4 @@
-"""Every ```python block of README.md runs, against local servers, as a reader would run it.
+"""Every ```python block of README.md and docs/*.md runs, against local servers, as a reader would.
 
 The conventions (fixed for everyone who writes a README section):
 
@@ -9,6 +9,7 @@ The conventions (fixed for everyone who writes a README section):
   test servers' URLs, route suffixes included.
 - A block whose first line is ``# In Jupyter or an async function:`` runs inside an async function.
 - A block whose first line is ``# not run: <reason>`` is skipped with that reason.
+- A block right after a paragraph ``Before:`` (docs/MIGRATING.md) is another package's code.
 - Each block runs in a fresh namespace (an undefined name fails) with no ambient token.
 """
 
@@ -27,8 +28,12 @@ import pytest
 from hfrag.server import HashingBackend, ModelSpec, ServerConfig
 from hfrag.server.config import DEFAULT_PROMPTS, default_models
 from hfrag.server.testing import ServerHandle, serve_in_thread
+from hfrag.server.tools import RuleTools
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+BEFORE_MARK = "Before:"
 ASYNC_MARK = "# In Jupyter or an async function:"
 SKIP_MARK = "# not run:"
 
@@ -55,14 +60,17 @@ class Block:
     index: int  # 1-based, within its heading
     line: int
     source: str
+    page: str = "README.md"
+    before: bool = False  # shown as the code before migrating to hfrag
 
     @property
     def id(self) -> str:
         slug = re.sub(r"[^a-z0-9]+", "-", self.heading.lower()).strip("-") or "top"
-        return f"{slug}-{self.index}"
+        prefix = "" if self.page == "README.md" else self.page.removesuffix(".md").lower() + "-"
+        return f"{prefix}{slug}-{self.index}"
 
 
-def python_blocks(text: str) -> list[Block]:
+def python_blocks(text: str, page: str = "README.md") -> list[Block]:
     """Every ```python block of a Markdown text, named by its heading and position under it."""
     blocks: list[Block] = []
     heading, counts = "", {}
@@ -79,7 +87,9 @@ def python_blocks(text: str) -> list[Block]:
                 end += 1
             counts[heading] = counts.get(heading, 0) + 1
             source = "\n".join(lines[start:end]) + "\n"
-            blocks.append(Block(heading, counts[heading], start + 1, source))
+            previous = next((p.strip() for p in reversed(lines[:i]) if p.strip()), "")
+            before = previous == BEFORE_MARK
+            blocks.append(Block(heading, counts[heading], start + 1, source, page, before))
             i = end
         i += 1
     return blocks
@@ -94,7 +104,8 @@ def all_models() -> list[ModelSpec]:
         extra: dict[str, Any] = {}
         if kind == "generate":
             extra = {"max_input_length": 4096, "max_total_tokens": 8192}
-        models.append(ModelSpec(name, kind, backend, prompts=prompts, **extra))  # type: ignore[arg-type]
+        served = RuleTools(backend) if kind == "generate" else backend
+        models.append(ModelSpec(name, kind, served, prompts=prompts, **extra))  # type: ignore[arg-type]
     return models
 
 
@@ -135,7 +146,7 @@ def rewrite(source: str, servers: dict[str, ServerHandle]) -> str:
 def run_block(block: Block, source: str) -> None:
     """Run ``source`` as the README reader would, in a fresh namespace."""
     namespace: dict[str, Any] = {"__name__": "__readme__"}
-    filename = f"README.md:{block.line}"
+    filename = f"{block.page}:{block.line}"
     first = block.source.lstrip().splitlines()[0] if block.source.strip() else ""
     if first.startswith(ASYNC_MARK):
         wrapped = "async def __readme_block__():\n" + textwrap.indent(source, "    ") + "    pass\n"
@@ -147,17 +158,24 @@ def run_block(block: Block, source: str) -> None:
 
 def skip_reason(block: Block) -> str | None:
     """The reason a block gives for not running (its first line ``# not run: <reason>``)."""
+    if block.before:
+        return "the code before migrating: another package"
     first = block.source.lstrip().splitlines()[0] if block.source.strip() else ""
     if first.startswith(SKIP_MARK):
         return first[len(SKIP_MARK) :].strip() or "marked not run"
     return None
 
 
-BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+BLOCKS = [
+    block
+    for page in PAGES
+    for block in python_blocks(page.read_text(encoding="utf-8"), page.relative_to(ROOT).name)
+]
 
 
-def test_readme_has_python_blocks() -> None:
-    assert len(BLOCKS) >= 5
+def test_readme_and_docs_have_python_blocks() -> None:
+    assert len([b for b in BLOCKS if b.page == "README.md"]) >= 2
+    assert len(BLOCKS) >= 40
 
 
 def test_blocks_are_found_with_their_headings() -> None:
@@ -168,6 +186,14 @@ def test_blocks_are_found_with_their_headings() -> None:
     blocks = python_blocks(text)
     assert [b.id for b in blocks] == ["a-1", "b-c-1", "b-c-2"]
     assert blocks[2].source == "z\n"
+
+
+def test_a_block_after_before_is_another_packages_code() -> None:
+    text = "Before:\n\n```python\nimport other\n```\n\nAfter:\n\n```python\nimport hfrag\n```\n"
+    first, second = python_blocks(text, "MIGRATING.md")
+    assert skip_reason(first) == "the code before migrating: another package"
+    assert skip_reason(second) is None
+    assert first.id == "migrating-top-1"
 
 
 @pytest.fixture

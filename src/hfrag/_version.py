@@ -3,4 +3,4 @@
 It is always the newest version heading of CHANGELOG.md (``tests/test_packaging.py`` checks).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

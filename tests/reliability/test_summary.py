@@ -1,4 +1,4 @@
-"""README.md's Reliability table says what this suite holds: its counts are pytest's collection,
+"""docs/RELIABILITY.md's table says what this suite holds: its counts are pytest's collection,
 its results add up to them, and every module of the suite is one of its rows."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from tests.reliability.summary import (
     FOLDER,
-    README,
+    PAGE,
     ROWS,
     collect,
     count,
@@ -47,7 +47,7 @@ def test_every_module_is_one_row() -> None:
 def test_the_readme_table_is_the_suite(request: pytest.FixtureRequest) -> None:
     ids = _whole_suite_collected(request.config, request.session.items) or collect()
     counts = count(ids)
-    block = readme_block(README.read_text(encoding="utf-8"))
+    block = readme_block(PAGE.read_text(encoding="utf-8"))
     results = readme_results(block)
     assert block == render(counts, results), REGENERATE
     for row in ROWS:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from hfrag.errors import InvalidRequestError
+from hfrag.errors import InputError, InvalidRequestError
 from hfrag.server import FaultConfig, ServerConfig
 from hfrag.server.testing import ServerHandle, serve_in_thread
 from hfrag.tasks import EmbeddingOptions, EmbeddingsClient
@@ -85,24 +85,37 @@ def test_a_window_of_zero_sends_every_query_alone(srv: ServerHandle) -> None:
     assert posts(srv) == [1] * 20
 
 
-def test_an_input_error_reaches_only_the_caller_whose_query_caused_it(srv: ServerHandle) -> None:
-    client = EmbeddingsClient(endpoint_url=srv.url, options=EmbeddingOptions(truncate=False))
+@pytest.mark.parametrize("long_inputs", ["ignore", "warn"])
+def test_an_input_error_reaches_only_the_caller_whose_query_caused_it(
+    srv: ServerHandle, long_inputs: str
+) -> None:
+    # "ignore": the server refuses the long query (413), the batch is split down to it;
+    # "warn": hfrag counts its tokens first and refuses it before sending (InputError).
+    options = EmbeddingOptions(truncate=False, long_inputs=long_inputs)  # type: ignore[arg-type]
+    client = EmbeddingsClient(endpoint_url=srv.url, options=options)
     too_long = " ".join(["word"] * 2000)  # beyond the model's 512 tokens, and not truncated
     asked = [*QUERIES[:10], too_long, *QUERIES[10:30]]
 
     async def ask() -> list[object]:
+        first = asyncio.ensure_future(client.aembed_query("keeps one request in flight"))
+        await asyncio.sleep(0.002)
         calls = (client.aembed_query(q) for q in asked)
-        return list(await asyncio.gather(*calls, return_exceptions=True))
+        return [*await asyncio.gather(*calls, return_exceptions=True), await first]
 
-    answers = asyncio.run(ask())
+    answers = asyncio.run(ask())[:-1]
     failed = [i for i, answer in enumerate(answers) if isinstance(answer, BaseException)]
     assert failed == [10]
     error = answers[10]
-    assert isinstance(error, InvalidRequestError)
-    assert error.status == 413 and error.positions == (0,)
+    if long_inputs == "ignore":
+        assert isinstance(error, InvalidRequestError)
+        assert error.status == 413
+    else:
+        assert isinstance(error, InputError)
+    assert error.positions == (0,)
     good = [q for q in asked if q != too_long]
     got = np.stack([a for a in answers if isinstance(a, np.ndarray)])
     np.testing.assert_allclose(got, expected(srv, good), atol=1e-6)
+    assert len(posts(srv)) < len(asked) // 2  # the others still went together
 
 
 def test_a_caller_that_gives_up_leaves_the_others_their_vectors(srv: ServerHandle) -> None:

@@ -20,9 +20,10 @@ from hfrag.errors import (
     MalformedResponseError,
     RedirectError,
 )
-from hfrag.server.backends import HashingBackend, sigmoid
+from hfrag.server.backends import sigmoid
 from hfrag.server.config import ModelSpec, ServerConfig, default_models
 from hfrag.server.faults import FaultConfig
+from hfrag.server.hashing import HashingBackend
 from hfrag.server.testing import CannedResponse, ServerHandle, serve_in_thread
 from hfrag.tasks import RerankClient, RerankOptions, RerankResult
 from hfrag.transport import Secret
@@ -287,7 +288,7 @@ def test_bodies_of_each_wire_form(srv: ServerHandle) -> None:
     client_for("router", srv.url).score(QUERY, DOCS[:2])
     assert srv.counters.bodies[-1] == {
         "inputs": [{"text": QUERY, "text_pair": d} for d in DOCS[:2]],
-        "parameters": {"truncation": True},
+        "parameters": {"truncation": True, "top_k": 1000},  # every label, not the top one
     }
 
 

@@ -11,13 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from hfrag.server.backends import HashingBackend
 from hfrag.server.faults import FaultConfig
 
 __all__ = ["ModelKind", "ModelSpec", "ServerConfig", "default_models"]
 
-ModelKind = Literal["embed", "rerank", "generate"]
-KINDS: tuple[str, ...] = ("embed", "rerank", "generate")
+ModelKind = Literal["embed", "rerank", "generate", "sparse"]
+KINDS: tuple[str, ...] = ("embed", "rerank", "generate", "sparse")
 
 DEFAULT_PROMPTS: Mapping[str, str] = {"query": "query: ", "document": "passage: "}
 
@@ -28,7 +27,8 @@ class ModelSpec:
 
     Attributes:
         name: the model id clients use (``org/name``), in router URLs and chat ``model``.
-        kind: ``embed`` (feature extraction), ``rerank`` (pair classification) or ``generate``.
+        kind: ``embed`` (feature extraction), ``rerank`` (pair classification), ``generate``,
+            or ``sparse`` (TEI's ``/embed_sparse``, see ``backends_sparse``).
         backend: any object satisfying the protocol of ``kind`` (see ``backends``).
         pooling: False makes feature-extraction return per-token vectors (3-D), like a router
             model without a pooling head.
@@ -36,6 +36,10 @@ class ModelSpec:
         prompts: Sentence-Transformers prompts, selectable with ``prompt_name``.
         max_total_tokens: prompt plus new tokens limit of a generator (TGI's option).
         labels: output labels of a rerank model (a cross-encoder has one).
+        unused_kwargs: text-generation parameters the router refuses for this model, as the real
+            router's hf-inference does for a model served by the transformers pipeline instead
+            of TGI (400 ``The following `model_kwargs` are not used by the model: [...]``;
+            recorded for google/flan-t5-large and gpt2). Empty: a TGI model.
     """
 
     name: str
@@ -46,6 +50,7 @@ class ModelSpec:
     prompts: Mapping[str, str] = field(default_factory=dict)
     max_total_tokens: int | None = None
     labels: tuple[str, ...] = ("LABEL_0",)
+    unused_kwargs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -62,7 +67,11 @@ class ModelSpec:
 
 
 def default_models(embed_dim: int = 384, seed: int = 0) -> list[ModelSpec]:
-    """The four default models, all backed by one ``HashingBackend(embed_dim, seed)``."""
+    """The four default models, all backed by one ``HashingBackend(embed_dim, seed)``; the
+    generator answers tools and ``response_format`` by the rule of ``tools.RuleTools``."""
+    from hfrag.server.hashing import HashingBackend
+    from hfrag.server.tools import RuleTools
+
     backend = HashingBackend(dim=embed_dim, seed=seed)
     return [
         ModelSpec("hfrag/hash-embed", "embed", backend, prompts=dict(DEFAULT_PROMPTS)),
@@ -77,7 +86,7 @@ def default_models(embed_dim: int = 384, seed: int = 0) -> list[ModelSpec]:
         ModelSpec(
             "hfrag/extractive-gen",
             "generate",
-            backend,
+            RuleTools(backend),
             max_input_length=4096,
             max_total_tokens=8192,
         ),

@@ -53,7 +53,8 @@ def tei_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
         kind = "reranker" if len(spec.labels) == 1 else "classifier"
         model_type: dict[str, Any] = {kind: {"id2label": id2label, "label2id": label2id}}
     else:
-        model_type = {"embedding": {"pooling": "mean" if spec.pooling else "none"}}
+        pooling = "splade" if spec.kind == "sparse" else "mean" if spec.pooling else "none"
+        model_type = {"embedding": {"pooling": pooling}}
     return {
         "model_id": spec.name,
         "model_sha": None,
@@ -89,7 +90,13 @@ async def feature_extraction(
     prepared = prepare_embed_texts(spec, texts, options)
     service = Service(len(texts))
     vectors = await embed_output(spec, prepared, options)
-    resp = json_response(vectors[0] if single and flat_single else vectors)
+    if flat_single and not spec.pooling:
+        # The router's hf-inference pipeline serving a model without pooling keeps each input's
+        # tokenizer batch of one: [1][tokens][dim] for a string, [n][1][tokens][dim] for a list
+        # (huggingface_hub's recorded InferenceClient tests, facebook/bart-base).
+        resp = json_response(vectors if single else [[tokens] for tokens in vectors])
+    else:
+        resp = json_response(vectors[0] if single and flat_single else vectors)
     succeeded(len(texts), texts)
     await service.done()
     return resp

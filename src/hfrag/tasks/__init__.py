@@ -9,13 +9,17 @@ from hfrag.tasks.generation import (
     Finish,
     GenerationOptions,
     GenerationOutput,
+    LogprobsDelta,
+    ReasoningDelta,
     TextDelta,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
     Usage,
     collect,
 )
 from hfrag.tasks.rerank import RerankClient, RerankOptions, RerankResult
+from hfrag.tasks.structured import StructuredAnswer, StructuredOutputError, StructuredSpec
 from hfrag.tasks.text_generation import TextGenerationClient
 
 __all__ = [
@@ -27,13 +31,19 @@ __all__ = [
     "Finish",
     "GenerationOptions",
     "GenerationOutput",
+    "LogprobsDelta",
+    "ReasoningDelta",
     "RerankClient",
     "RerankOptions",
     "RerankResult",
+    "StructuredAnswer",
+    "StructuredOutputError",
+    "StructuredSpec",
     "Target",
     "TaskClient",
     "TextDelta",
     "TextGenerationClient",
+    "TokenLogprob",
     "ToolCall",
     "ToolCallDelta",
     "Usage",

@@ -204,7 +204,7 @@ async def run_batches(
                         middle = (start + stop) // 2
                         plan.requeue([(start, middle), (middle, stop)])
                     else:
-                        isolate(start, error)
+                        isolate(start, error.with_positions([start]))
                         place(start, stop)
                     continue
                 if result is None:

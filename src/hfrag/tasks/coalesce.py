@@ -41,7 +41,7 @@ class Outcome(Generic[R]):
     """What a coalesced job gives back: a row per input, or the error of that input."""
 
     rows: list[R | None]
-    errors: dict[int, InferenceError] = field(default_factory=dict)
+    errors: dict[int, Exception] = field(default_factory=dict)
 
 
 #: ``run(inputs)``: one job of the joined inputs, errors of single inputs in ``errors``.
@@ -107,7 +107,7 @@ class Coalescer(Generic[R]):
                     continue
                 failure = outcome.errors.get(i)
                 if failure is not None:
-                    future.set_exception(failure.with_positions([0]))
+                    future.set_exception(_for_one(failure))
                 else:
                     future.set_result(outcome.rows[i])  # type: ignore[arg-type]
         finally:
@@ -118,6 +118,6 @@ class Coalescer(Generic[R]):
 
 def _for_one(error: BaseException) -> BaseException:
     """The job's error as one caller's: its positions are its own input, 0."""
-    if isinstance(error, InferenceError):
-        return error.with_positions([0]) if error.positions else error
+    if isinstance(error, InferenceError) and error.positions:
+        return error.with_positions([0])
     return error

@@ -21,7 +21,7 @@ import numpy as np
 from typing_extensions import Unpack
 
 from hfrag._checks import check_bool, check_choice, check_int, check_number, check_str
-from hfrag.errors import ConfigurationError, InferenceError
+from hfrag.errors import ConfigurationError, InferenceError, InputError
 from hfrag.tasks.base import Connection, TaskClient, connect
 from hfrag.tasks.batching import run_batches
 from hfrag.tasks.coalesce import Coalescer, Outcome
@@ -37,6 +37,7 @@ from hfrag.tasks.embedding_wire import (
 )
 from hfrag.tasks.engine import DEFAULT_BATCH, DEFAULT_CEILING, Size, check_size, job_settings
 from hfrag.tasks.inputs import check_text, check_texts
+from hfrag.tasks.lengths import LONG_INPUTS, LongInputs, check_lengths
 from hfrag.tasks.progress import ProgressCallback, progress_bar
 from hfrag.tasks.providers import ProviderMapping, check_provider
 from hfrag.tasks.vectors import Matrix, Pooling
@@ -86,6 +87,8 @@ class EmbeddingOptions:
     protocol: Protocol = "auto"
     encoding_format: EncodingFormat = "base64"
     hub_url: str | None = None
+    #: What to do with inputs longer than the endpoint's max_input_length (tasks/lengths.py).
+    long_inputs: LongInputs = "warn"
     #: ``progress(done, total)`` after every batch, for a UI other than tqdm.
     progress: ProgressCallback | None = None
 
@@ -110,6 +113,7 @@ class EmbeddingOptions:
                     raise ConfigurationError(f"{name} cannot be encoded as UTF-8") from None
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("encoding_format", self.encoding_format, ENCODINGS)
+        check_choice("long_inputs", self.long_inputs, LONG_INPUTS)
         check_provider(self.provider, self.provider_model)
         if self.hub_url is not None:
             check_url(self.hub_url, what="hub_url")
@@ -259,16 +263,33 @@ class EmbeddingsClient(TaskClient):
         return await self._coalescer.submit(text)
 
     async def _joined(self, texts: list[str]) -> Outcome[Matrix]:
-        """One job of coalesced queries: a row per query, or the error its query caused."""
+        """One job of coalesced queries: a row per query, or the error its query caused.
+
+        An input error found before sending (a query too long for ``truncate=False``) names its
+        positions: those callers get it, and the job runs again without them.
+        """
         outcome: Outcome[Matrix] = Outcome([None] * len(texts))
-
-        def isolate(position: int, error: InferenceError) -> None:
-            outcome.errors[position] = error
-
-        vectors = await self._bounded(self._embed(texts, "query", None, False, isolate))
-        for i in range(len(texts)):
-            if i not in outcome.errors:
-                outcome.rows[i] = np.array(vectors[i], dtype=np.float32)
+        left = list(range(len(texts)))  # the queries still to send, by their place in ``texts``
+        while left:
+            failed: dict[int, Exception] = {}  # by place in ``left``
+            try:
+                vectors = await self._bounded(
+                    self._embed([texts[i] for i in left], "query", None, False, failed.__setitem__)
+                )
+            except InputError as error:
+                bad = {left[p] for p in error.positions if p < len(left)}
+                if not bad:
+                    raise
+                for i in bad:
+                    outcome.errors[i] = InputError(error.args[0], positions=[0])
+                left = [i for i in left if i not in bad]
+                continue
+            for row, i in enumerate(left):
+                if row in failed:
+                    outcome.errors[i] = failed[row]
+                else:
+                    outcome.rows[i] = np.array(vectors[row], dtype=np.float32)
+            break
         return outcome
 
     async def _embed(
@@ -282,6 +303,15 @@ class EmbeddingsClient(TaskClient):
         route = await self.route()
         url, form = route.url, route.form
         prefix = self.options.instruction(kind)
+        await check_lengths(
+            self,
+            texts,
+            self.options.long_inputs,
+            truncate=self.options.truncate,
+            prompt_name=self.options.payload_options(kind).get("prompt_name"),
+            prefix=prefix,
+            max_concurrency=_fixed_or(self.options.max_concurrency, 4),
+        )
         sent = [prefix + t for t in texts] if prefix else texts
         job = await job_settings(
             self,
@@ -327,6 +357,11 @@ class EmbeddingsClient(TaskClient):
         if not out:  # every input was isolated with its own error
             out.append(np.zeros((len(texts), 0), dtype=np.float32))
         return out[0]
+
+
+def _fixed_or(value: Size, default: int) -> int:
+    """A fixed ``max_concurrency``, or ``default`` for side requests (``/tokenize``) if auto."""
+    return value if isinstance(value, int) else default
 
 
 def _most_in_flight(options: EmbeddingOptions) -> int:
