@@ -304,3 +304,12 @@ def test_a_reasoning_model_still_calls_tools(srv: ServerHandle, model: str, mode
     out = chat(client, mode, asked, tools=[WEATHER])
     assert [c.name for c in out.tool_calls] == ["get_weather"]
     assert out.text == ""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reasoning_tokens_are_counted_where_the_server_says(srv: ServerHandle, mode: str) -> None:
+    counted = len(REASONING_TEXT.split()) + 2  # a token per word, and the two tags
+    for model, expected in ((REASONING_CONTENT, counted), (REASONING, counted), (THINK, None)):
+        out = chat(ChatClient(model, router_url=srv.url, **fast()), mode, USER)
+        assert out.usage is not None
+        assert out.usage.reasoning_tokens == expected

@@ -54,6 +54,7 @@ __all__ = [
     "logprobs_asked",
     "model_for",
     "reasoning_form",
+    "reasoning_usage",
     "refusal",
     "split_answer",
 ]
@@ -234,3 +235,19 @@ class StreamDeltas:
         if self.top is not None:
             logprobs, self.pending = chat_logprobs(self.pending, self.top), []
         return {"role": "assistant", "content": piece}, logprobs
+
+
+def reasoning_usage(form: ReasoningForm | None, tokens: Iterable[Any]) -> dict[str, int] | None:
+    """``completion_tokens_details`` of a field form's answer: ``{"reasoning_tokens": n}``, the
+    tokens from ``<think>`` to ``</think>`` (OpenAI's usage object; TGI's inline form has none)."""
+    if _field(form) is None:
+        return None
+    inside, count = False, 0
+    for token in tokens:
+        if token.text == OPEN_TAG:
+            inside = True
+        if inside:
+            count += 1
+        if token.text == CLOSE_TAG:
+            inside = False
+    return {"reasoning_tokens": count} if count else None
