@@ -51,6 +51,7 @@ from hfrag.server.routes_openai import (
     provider_route,
 )
 from hfrag.server.routes_router import model_route, pipeline_route
+from hfrag.server.routes_sparse import embed_sparse_route, tokenize_route
 from hfrag.server.routes_tei import (
     embed_route,
     feature_extraction,
@@ -145,8 +146,14 @@ def _authorized(request: web.Request, state: ServerState) -> web.Response | None
 
 
 def _fault_response(
-    request: web.Request, fault: Fault, runtime: FaultRuntime, model: str
+    request: web.Request,
+    fault: Fault,
+    runtime: FaultRuntime,
+    model: str,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
+    """The answer of an injected fault; a 429 carries ``headers`` (its ``Retry-After`` by
+    default; an empty value leaves it out, as TEI's overloaded answer has none)."""
     config = runtime.config
     if fault is Fault.LOADING:
         loading = {
@@ -161,7 +168,8 @@ def _fault_response(
             body = {"error": "Model is overloaded", "error_type": "Overloaded"}
         else:
             body = {"error": "Model is overloaded", "error_type": "overloaded"}
-        return json_response(body, status=429, headers={"Retry-After": f"{config.retry_after:g}"})
+        sent = headers if headers is not None else {"Retry-After": f"{config.retry_after:g}"}
+        return json_response(body, status=429, headers={k: v for k, v in sent.items() if v})
     if fault is Fault.ERROR_500:
         return json_response({"error": "Internal Server Error"}, status=500)
     if fault is Fault.ERROR_502:
@@ -206,16 +214,26 @@ async def _handle_post(
         return _fault_response(request, fault, runtime, model)
     if fault is Fault.STALL:
         await asyncio.sleep(runtime.config.stall_seconds)
+    allowed, rate_headers = runtime.rate()
+    if not allowed:
+        return _fault_response(request, Fault.RATE_LIMIT, runtime, model, rate_headers)
+    if not runtime.admit():
+        return _fault_response(request, Fault.RATE_LIMIT, runtime, model, {"Retry-After": ""})
     context = current()
     context.fault = fault
     context.runtime = runtime
     semaphore = runtime.semaphore()
-    async with semaphore if semaphore is not None else contextlib.nullcontext():
-        state.counters.enter()
-        try:
-            resp = await _call(request, handler)
-        finally:
-            state.counters.leave()
+    try:
+        async with semaphore if semaphore is not None else contextlib.nullcontext():
+            state.counters.enter()
+            try:
+                resp = await _call(request, handler)
+            finally:
+                state.counters.leave()
+    finally:
+        runtime.leave()
+    if not resp.prepared:
+        resp.headers.update(rate_headers)
     if fault is Fault.TRUNCATE and isinstance(resp, web.Response) and not resp.prepared:
         return await _truncate(request, resp)
     return resp
@@ -319,6 +337,8 @@ async def root(request: web.Request) -> web.StreamResponse:
         return await feature_extraction(request, spec, flat_single=False)
     if spec.kind == "rerank":
         return await rerank_with(request, spec)
+    if spec.kind == "sparse":  # TEI serves a SPLADE model's /embed_sparse at POST /
+        return await embed_sparse_route(request)
     return await text_generation(request, spec, wrapped=True)
 
 
@@ -328,14 +348,17 @@ async def _close_models(app: web.Application) -> None:
 
 #: The route sets of ``build_app(layout=...)``: one per kind of deployment ``hfrag serve``
 #: stands for (see ``deployments``); ``all`` is every route on one listener (``serve_in_thread``).
-LAYOUTS = ("all", "tei-embed", "tei-rerank", "tgi", "router")
-_TEI = frozenset({"all", "tei-embed", "tei-rerank"})
+LAYOUTS = ("all", "tei-embed", "tei-rerank", "tgi", "router", "tei-sparse")
+_TEI = frozenset({"all", "tei-embed", "tei-rerank", "tei-sparse"})
+_SPARSE = frozenset({"all", "tei-sparse"})
 _EMBED = frozenset({"all", "tei-embed"})
 _RERANK = frozenset({"all", "tei-rerank"})
 _TGI = frozenset({"all", "tgi"})
 _CHAT = frozenset({"all", "tgi", "router"})
 _ROUTER = frozenset({"all", "router"})
-_SERVER = frozenset({"all", "tei-embed", "tei-rerank", "tgi"})  # a real server's own /info, POST /
+_SERVER = frozenset(
+    {"all", "tei-embed", "tei-rerank", "tgi", "tei-sparse"}
+)  # a real server's own /info, POST /
 _EVERY = frozenset(LAYOUTS)
 
 
@@ -359,6 +382,8 @@ def _routes() -> list[tuple[str, str, Handler, frozenset[str]]]:
         ("POST", "/v2/rerank", cohere_rerank_route, _RERANK),
         ("POST", "/v1/embeddings", openai_embeddings_route, _EMBED),
         ("POST", "/embeddings", openai_embeddings_route, _EMBED),
+        ("POST", "/embed_sparse", embed_sparse_route, _SPARSE),
+        ("POST", "/tokenize", tokenize_route, _TEI),
     ]
     for provider, path in PROVIDER_ROUTES.items():
         routes.append(("POST", path, provider_route(provider), _ROUTER))

@@ -15,8 +15,8 @@ from hfrag.server.faults import FaultConfig
 
 __all__ = ["ModelKind", "ModelSpec", "ServerConfig", "default_models"]
 
-ModelKind = Literal["embed", "rerank", "generate"]
-KINDS: tuple[str, ...] = ("embed", "rerank", "generate")
+ModelKind = Literal["embed", "rerank", "generate", "sparse"]
+KINDS: tuple[str, ...] = ("embed", "rerank", "generate", "sparse")
 
 DEFAULT_PROMPTS: Mapping[str, str] = {"query": "query: ", "document": "passage: "}
 
@@ -27,7 +27,8 @@ class ModelSpec:
 
     Attributes:
         name: the model id clients use (``org/name``), in router URLs and chat ``model``.
-        kind: ``embed`` (feature extraction), ``rerank`` (pair classification) or ``generate``.
+        kind: ``embed`` (feature extraction), ``rerank`` (pair classification), ``generate``,
+            or ``sparse`` (TEI's ``/embed_sparse``, see ``backends_sparse``).
         backend: any object satisfying the protocol of ``kind`` (see ``backends``).
         pooling: False makes feature-extraction return per-token vectors (3-D), like a router
             model without a pooling head.

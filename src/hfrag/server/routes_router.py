@@ -56,6 +56,8 @@ KIND_TASK = {
     "embed": "feature-extraction",
     "rerank": "text-classification",
     "generate": "text-generation",
+    # No pipeline serves sparse vectors: a sparse model's own task is refused (400) as unknown.
+    "sparse": "sparse-embedding",
 }
 
 
