@@ -109,10 +109,6 @@ def test_tgi_3_tool_calls(replay: ReplayServer, way: str, snapshot: str) -> None
     assert got.usage == recorded_whole(exchange.answer_json()).usage == (501, 29, 530)
 
 
-@pytest.mark.xfail(
-    reason="the chat stream decoder still wants a finish_reason: a complete TGI tool stream "
-    "ending with [DONE] is discarded as cut (the stream-end rule of docs/PROTOCOL.md section 5)"
-)
 @pytest.mark.parametrize("way", sorted(STREAMED))
 def test_a_tgi_tool_stream_without_finish_reason_is_complete_at_done(
     replay: ReplayServer, way: str

@@ -33,8 +33,8 @@ from typing_extensions import Unpack
 
 from hfrag.errors import ConfigurationError, InferenceError, NotFoundError
 from hfrag.tasks.base import Connection
+from hfrag.tasks.chat_stream import ChatStreamDecoder
 from hfrag.tasks.chat_wire import (
-    ChatStreamDecoder,
     chat_body,
     chat_model_field,
     chat_target_url,
