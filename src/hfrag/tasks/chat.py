@@ -215,7 +215,7 @@ class ChatClient(LLMClient):
         """
         checked, opts = check_messages(messages), self._options(stop, options)
         call = self.run(self._prepare(checked, tools, tool_choice, response_format, opts, True))
-        return self._iter(call)
+        return self.iterate(self._iter(call))
 
     def _iter(self, call: _Call) -> Iterator[Chunk]:
         decoder = ChatStreamDecoder(call.request.url, call.stop, call.prefix, call.split)
@@ -233,7 +233,7 @@ class ChatClient(LLMClient):
     ) -> AsyncIterator[Chunk]:
         """Async :meth:`stream_chat`; ``aclose()`` (or ``async with aclosing``) closes it."""
         checked, opts = check_messages(messages), self._options(stop, options)
-        return self._aiter(checked, tools, tool_choice, response_format, opts)
+        return self.aiterate(self._aiter(checked, tools, tool_choice, response_format, opts))
 
     async def _aiter(
         self,
