@@ -157,3 +157,16 @@ def test_llm_class_on_the_router_reads_the_reasoning_field(srv: ServerHandle) ->
     assert generation.text == ANSWER
     assert (generation.generation_info or {})["reasoning_content"] == REASONING_TEXT
     assert srv.counters.bodies[-1]["reasoning_effort"] == "high"
+
+
+def test_a_tool_call_turn_gets_its_reasoning_back_where_the_server_asks(srv: ServerHandle) -> None:
+    from langchain_core.messages import ToolMessage
+
+    from tests.llm import WANTS_REASONING
+
+    call = {"id": "c1", "name": "get_weather", "args": {"location": "Paris"}}
+    turn = AIMessage(content="", tool_calls=[call], additional_kwargs={"reasoning_content": "r"})
+    history = [HumanMessage(PROMPT), turn, ToolMessage("sunny", tool_call_id="c1")]
+    chat = ChatHuggingFaceInference(model=WANTS_REASONING, router_url=srv.url)
+    assert chat.invoke(history).content
+    assert [b["messages"][1].get("reasoning_content") for b in srv.counters.bodies] == [None, "r"]

@@ -32,6 +32,7 @@ from tests.llm import (
     REASONING_TEXT,
     TEXT_ONLY,
     THINK,
+    WANTS_REASONING,
     traits_server,
 )
 from tests.tasks.test_llm_clients import CHAT, MODES, WEATHER, _delta, _sse, chat, fast, generate
@@ -313,3 +314,38 @@ def test_reasoning_tokens_are_counted_where_the_server_says(srv: ServerHandle, m
         out = chat(ChatClient(model, router_url=srv.url, **fast()), mode, USER)
         assert out.usage is not None
         assert out.usage.reasoning_tokens == expected
+
+
+TOOL_TURNS = [
+    *USER,
+    {
+        "role": "assistant",
+        "content": None,
+        "reasoning_content": "look it up",
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+        ],
+    },
+    {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+]
+
+
+def test_a_server_that_wants_reasoning_back_gets_it_and_the_client_remembers(
+    srv: ServerHandle,
+) -> None:
+    client = ChatClient(WANTS_REASONING, router_url=srv.url, **fast())
+    out = client.chat(TOOL_TURNS)
+    assert out.text
+    first, second = srv.counters.bodies
+    assert "reasoning_content" not in first["messages"][1]  # the default: not sent back
+    assert second["messages"][1]["reasoning_content"] == "look it up"
+    client.chat(TOOL_TURNS)
+    assert len(srv.counters.bodies) == 3  # sent at once from now on
+    assert srv.counters.bodies[-1]["messages"][1]["reasoning_content"] == "look it up"
+
+
+def test_the_refusal_stands_when_there_is_no_reasoning_to_send(srv: ServerHandle) -> None:
+    turns = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in TOOL_TURNS]
+    with pytest.raises(InvalidRequestError, match="must be passed back"):
+        ChatClient(WANTS_REASONING, router_url=srv.url, **fast()).chat(turns)
+    assert len(srv.counters.bodies) == 1
