@@ -84,3 +84,10 @@ def traits_server() -> Iterator[ServerHandle]:
 
 #: What every reasoning model of the local server reasons (``hfrag.server.traits``).
 REASONING_TEXT = "The answer is the context sentence that shares the most words with the question."
+
+
+@pytest.fixture
+def traits_srv(traits_server: ServerHandle) -> ServerHandle:
+    """The module's traits server with fresh counters, scripts and faults."""
+    traits_server.reset()
+    return traits_server
