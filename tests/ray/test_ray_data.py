@@ -249,3 +249,15 @@ def test_a_workers_ambient_token_is_not_sent_to_a_local_server(ray_ready, make_s
     assert set(got["hf_token_seen"].tolist()) == {AMBIENT}  # the worker did have it
     assert srv.counters.total(status=200) > 0
     assert all("authorization" not in headers for headers in srv.counters.headers)
+
+
+def test_adaptive_workers_reach_the_capacity_and_never_pass_it(ray_ready, make_server):
+    # A hard cap (429 beyond 4): each of two workers' adaptive clients has a share of 2.
+    cap = 4
+    srv = make_server(ServerConfig.default(embed_dim=32, max_concurrent_requests=cap))
+    srv.set_faults(FaultConfig(latency=0.02, max_concurrency=cap, max_queue=0))
+    ds = ray.data.from_items(rows(4000), override_num_blocks=4)
+    out = collect(embed_dataset(ds, endpoint_url=srv.url, workers=2, **FAST))
+    assert sorted(out["id"].tolist()) == list(range(4000))
+    assert srv.counters.total(status=429) == 0  # the split keeps the job within the capacity
+    assert srv.counters.max_in_flight == cap  # and the adaptive clients reach it

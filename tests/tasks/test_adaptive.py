@@ -181,3 +181,27 @@ def test_the_controller_rules_on_their_own() -> None:
     assert limit.limit == idle
     limit.on_sample(0.05, in_flight=4, now=4.0)  # latency far above twice the baseline
     assert limit.limit < idle
+
+
+def _child_embeds(url: str, queue: object) -> None:
+    from hfrag.tasks import budget
+
+    fresh = not budget._REGISTRY  # the parent's budgets (and in-flight counts) are not here
+    vectors = EmbeddingsClient(endpoint_url=url).embed(TEXTS[:50])
+    queue.put((fresh, vectors.shape))  # type: ignore[attr-defined]
+
+
+def test_a_forked_child_starts_with_its_own_budgets(srv: ServerHandle) -> None:
+    import multiprocessing
+
+    client = EmbeddingsClient(endpoint_url=srv.url)
+    client.embed(TEXTS[:100])
+    assert budget_of(srv).sent > 0  # type: ignore[attr-defined]
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_embeds, args=(srv.url, queue))
+    child.start()
+    fresh, shape = queue.get(timeout=60)
+    child.join(timeout=30)
+    assert fresh
+    assert shape == (50, 384)

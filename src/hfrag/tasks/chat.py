@@ -37,7 +37,7 @@ from hfrag.tasks.generation import (
     check_messages,
     iter_chunks,
 )
-from hfrag.tasks.reasoning import outgoing_messages
+from hfrag.tasks.reasoning import outgoing_messages, wants_reasoning_back
 from hfrag.tasks.structured import (
     FORMS,
     Form,
@@ -109,6 +109,7 @@ class ChatClient(LLMClient):
             )
         self.response_format_style = response_format_style
         self._structured_from = 0  # the first structured-output form worth trying here
+        self._reasoning_back = False  # the server said it wants reasoning sent back
 
     @property
     def url(self) -> str:
@@ -144,7 +145,7 @@ class ChatClient(LLMClient):
             fmt = response_format_for(response_format, await self._style())
         body = chat_body(
             self.model_field,
-            outgoing_messages(messages, options.send_reasoning),
+            outgoing_messages(messages, options.send_reasoning or self._reasoning_back),
             options,
             tools=checked,
             tool_choice=choice,
@@ -195,6 +196,13 @@ class ChatClient(LLMClient):
         opts: GenerationOptions,
         prefix: str = "",
     ) -> GenerationOutput:
+        call = await self._prepare(messages, tools, choice, fmt, opts, False, prefix)
+        try:
+            return await self._chat(call)
+        except InvalidRequestError as error:
+            if self._reasoning_back or not wants_reasoning_back(error.message, messages):
+                raise
+            self._reasoning_back = True  # remembered: later calls (and streams) send it
         return await self._chat(
             await self._prepare(messages, tools, choice, fmt, opts, False, prefix)
         )

@@ -35,7 +35,14 @@ from hfrag.tasks.embedding_wire import (
     resolve_route,
     static_form,
 )
-from hfrag.tasks.engine import DEFAULT_BATCH, DEFAULT_CEILING, Size, check_size, job_settings
+from hfrag.tasks.engine import (
+    DEFAULT_BATCH,
+    DEFAULT_CEILING,
+    RateLimiter,
+    Size,
+    check_size,
+    job_settings,
+)
 from hfrag.tasks.inputs import check_text, check_texts
 from hfrag.tasks.lengths import LONG_INPUTS, LongInputs, check_lengths
 from hfrag.tasks.progress import ProgressCallback, progress_bar
@@ -147,7 +154,7 @@ class EmbeddingsClient(TaskClient):
                                   options=EmbeddingOptions(provider="auto"))
     """
 
-    _transient: ClassVar[tuple[str, ...]] = (*TaskClient._transient, "_coalescer")
+    _transient: ClassVar[tuple[str, ...]] = (*TaskClient._transient, "_coalescer", "rate_limiter")
 
     def __init__(
         self,
@@ -192,6 +199,8 @@ class EmbeddingsClient(TaskClient):
         self._served: list[str] | None = None
         self._mappings: list[ProviderMapping] | None = None
         self._coalescer: Coalescer[Matrix] | None = None
+        #: Acquired before every request (LangChain's ``BaseRateLimiter``); not copied.
+        self.rate_limiter: RateLimiter | None = None
 
     async def route(self) -> Route:
         """Where and in which form batches go: decided on first use, then remembered."""
@@ -352,6 +361,7 @@ class EmbeddingsClient(TaskClient):
                 advance,
                 retry=self.config.retry,
                 isolate=isolate,
+                rate_limiter=self.rate_limiter,
                 **job.run_args(),
             )
         if not out:  # every input was isolated with its own error

@@ -12,6 +12,9 @@ sparse embeddings, rerank) sizes and paces its batches by the same rules:
   WordPiece or byte-level BPE token covers at least one byte; 2 for ``[CLS]``/``[SEP]``), cut to
   ``max_input_length`` when the server truncates: an upper bound, so a batch of long texts is
   never refused for tokens that a shorter batch would have passed;
+- **rate**: a ``rate_limiter`` (LangChain's ``BaseRateLimiter``, or anything with an async
+  ``aacquire(blocking=True)``) is acquired before every request a job sends, resent ones
+  included, so its rate is requests per second to the endpoint, as a chat model's is calls;
 - **concurrency** ``"auto"``: the endpoint's shared :class:`~hfrag.tasks.budget.Budget` admits
   each request (adaptive, see :mod:`hfrag.tasks.adaptive`), within ``concurrency_ceiling`` and
   the endpoint's ``max_concurrent_requests``; a number keeps a fixed count of requests in
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from hfrag._checks import check_int
 from hfrag.errors import ConfigurationError
@@ -35,6 +38,7 @@ __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_CEILING",
     "JobSettings",
+    "RateLimiter",
     "Size",
     "check_size",
     "job_settings",
@@ -50,6 +54,22 @@ DEFAULT_BATCH = 32
 AUTO_BATCH_MAX = 128
 #: The default ``concurrency_ceiling``: requests one endpoint gets at once at most.
 DEFAULT_CEILING = 64
+
+
+class RateLimiter(Protocol):
+    """What a job needs of a rate limiter: LangChain's ``BaseRateLimiter`` has it."""
+
+    async def aacquire(self, *, blocking: bool = True) -> bool: ...
+
+
+def check_rate_limiter(value: Any) -> Any:
+    """None, or an object with an async ``aacquire`` (LangChain's ``BaseRateLimiter``)."""
+    if value is not None and not callable(getattr(value, "aacquire", None)):
+        raise ConfigurationError(
+            f"rate_limiter must have an async aacquire() (a LangChain BaseRateLimiter such as "
+            f"InMemoryRateLimiter), got {type(value).__name__}"
+        )
+    return value
 
 
 def check_size(name: str, value: Any) -> Any:
