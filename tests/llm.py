@@ -24,7 +24,7 @@ ANSWER = "Paris is the capital of France."
 def llm_config(primary: str | None = None, **overrides: object) -> ServerConfig:
     """The default models plus the two README LLM ids (``primary`` first, if given)."""
     models = default_models()
-    backend = models[0].backend
+    backend = models[3].backend  # the hashing generator with the tool-call rule
     models += [
         ModelSpec(name, "generate", backend, max_input_length=4096, max_total_tokens=8192)
         for name in (LLAMA, SMOL)
@@ -46,3 +46,39 @@ def srv(llm_server: ServerHandle) -> ServerHandle:
     """The module's LLM server with fresh counters, scripts and faults."""
     llm_server.reset()
     return llm_server
+
+
+#: Model ids the local server answers as reasoning models (see ``hfrag.server.traits``): the
+#: inline ``<think>`` form (TGI), ``reasoning_content`` (vLLM < 0.11, DeepSeek), ``reasoning``.
+THINK = "Qwen/Qwen3-think"
+REASONING_CONTENT = "deepseek-ai/DeepSeek-R1-reasoning-content"
+REASONING = "openai/gpt-oss-reasoning"
+REASONING_MODELS = (THINK, REASONING_CONTENT, REASONING)
+#: Models that lack a feature: response_format; response_format and tools; image inputs.
+NO_FORMAT = "hfrag/no-response-format-gen"
+NO_FORMAT_NO_TOOLS = "hfrag/no-response-format-no-tools-gen"
+TEXT_ONLY = "hfrag/text-only-gen"
+
+
+def traits_config(primary: str = THINK) -> ServerConfig:
+    """The LLM config plus the reasoning models and the models lacking a feature."""
+    base = llm_config()
+    backend = base.models[0].backend
+    extra = [
+        ModelSpec(name, "generate", backend, max_input_length=4096, max_total_tokens=8192)
+        for name in (*REASONING_MODELS, NO_FORMAT, NO_FORMAT_NO_TOOLS, TEXT_ONLY)
+    ]
+    models = [*extra, *base.models]
+    models = [m for m in models if m.name == primary] + [m for m in models if m.name != primary]
+    return ServerConfig(models=models)
+
+
+@pytest.fixture(scope="module")
+def traits_server() -> Iterator[ServerHandle]:
+    """A server whose primary model (``/generate``, TGI ``/info``) reasons inline."""
+    with serve_in_thread(traits_config()) as srv:
+        yield srv
+
+
+#: What every reasoning model of the local server reasons (``hfrag.server.traits``).
+REASONING_TEXT = "The answer is the context sentence that shares the most words with the question."

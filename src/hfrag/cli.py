@@ -22,6 +22,11 @@ from hfrag._version import __version__
 __all__ = ["build_parser", "main"]
 
 KINDS = ("embed", "rerank", "generate")
+#: How a generator answers tools and response_format, as start-up says it.
+TOOL_CALLS = {
+    "rule": ", tool calls by rule",
+    "grammar": ", tool calls and response_format decided by the model under a llama.cpp grammar",
+}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -313,8 +318,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _config_from_args(args: argparse.Namespace) -> Any:
-    from hfrag.server import FaultConfig, HashingBackend, ModelSpec, ServerConfig
+    from hfrag.server import FaultConfig, ModelSpec, ServerConfig
     from hfrag.server.config import DEFAULT_PROMPTS, default_models
+    from hfrag.server.hashing import HashingBackend
 
     faults = FaultConfig(
         seed=args.seed,
@@ -340,9 +346,17 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
         models = real_models(args.embed_precision)
     elif args.model:
+        from hfrag.server.tools import RuleTools
+
         backend = HashingBackend(dim=args.embed_dim, seed=args.hash_seed)
+        generator = RuleTools(backend)
         models = [
-            ModelSpec(name, kind, backend, prompts=dict(DEFAULT_PROMPTS) if kind == "embed" else {})
+            ModelSpec(
+                name,
+                kind,
+                generator if kind == "generate" else backend,
+                prompts=dict(DEFAULT_PROMPTS) if kind == "embed" else {},
+            )
             for name, kind in args.model
         ]
     else:
@@ -388,7 +402,9 @@ def describe_models(config: Any) -> str:
     lines = []
     for spec in config.models:
         runtime = getattr(spec.backend, "runtime", None) or type(spec.backend).__name__
-        lines.append(f"  {spec.name} ({spec.kind}, {runtime}, max input {spec.max_input_length})")
+        tools = TOOL_CALLS.get(getattr(spec.backend, "tool_calls", ""), "")
+        line = f"  {spec.name} ({spec.kind}, {runtime}, max input {spec.max_input_length}{tools})"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -400,29 +416,47 @@ async def _serve(config: Any, host: str, port: int) -> None:
     from aiohttp import web
 
     from hfrag.server.app import build_app
+    from hfrag.server.deployments import deployment_configs
+    from hfrag.server.state import ServerState
 
-    runner = web.AppRunner(build_app(config), access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    server = getattr(site, "_server", None)
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
     shown = f"[{host}]" if ":" in host else host
-    print(f"serving models:\n{describe_models(config)}", flush=True)
-    print(
-        f"hfrag server ready on http://{shown}:{bound} (primary model: {config.primary.name})",
-        flush=True,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    runners = []
+    lines = []
+    shared = None
+    router_url = ""
     try:
+        for deployment, sub in deployment_configs(config):
+            state = ServerState(sub, shared)
+            shared = state.models
+            app = build_app(state=state, layout=deployment.layout)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+            await runner.setup()
+            runners.append(runner)
+            site = web.TCPSite(runner, host, port + deployment.offset if port else 0)
+            await site.start()
+            server = getattr(site, "_server", None)
+            sockets = getattr(server, "sockets", None) or []
+            bound = sockets[0].getsockname()[1] if sockets else port + deployment.offset
+            url = f"http://{shown}:{bound}"
+            served = sub.models[0].name if deployment.kind else "every model above"
+            lines.append(f"  {url:<24} {deployment.title:<15} {served}  ({deployment.routes})")
+            if deployment.kind is None:
+                router_url = url
+        print(f"serving models:\n{describe_models(config)}", flush=True)
+        print("listeners (each with its own /info):\n" + "\n".join(lines), flush=True)
+        print(
+            f"hfrag server ready on {router_url} (router layout; HFRAG_ROUTER_URL={router_url})",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

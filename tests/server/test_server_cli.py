@@ -138,18 +138,31 @@ def test_serve_subprocess_answers_and_stops(tmp_path):
             httpx.post(f"{url}/embed", json={"inputs": ["a"] * 5}, headers=auth).status_code == 413
         )
         assert httpx.get(f"{url}/info", headers=auth).json()["model_id"] == "acme/embedder"
-        listed = httpx.get(f"{url}/v1/models", headers=auth).json()
+        # one listener per deployment: TGI two ports up, the router layout three
+        tgi, router = f"http://127.0.0.1:{port + 2}", f"http://127.0.0.1:{port + 3}"
+        assert httpx.get(f"{tgi}/info", headers=auth).json()["model_id"] == "acme/gen"
+        assert httpx.post(f"{tgi}/embed", json={"inputs": ["a"]}, headers=auth).status_code == 404
+        listed = httpx.get(f"{router}/v1/models", headers=auth).json()
         assert [m["id"] for m in listed["data"]] == ["acme/embedder", "acme/gen"]
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
-    assert out.splitlines() == [
+    lines = out.splitlines()
+    assert lines[:4] == [
         "serving models:",
         "  acme/embedder (embed, HashingBackend, max input 512)",
-        "  acme/gen (generate, HashingBackend, max input 512)",
-        f"hfrag server ready on http://127.0.0.1:{port} (primary model: acme/embedder)",
+        "  acme/gen (generate, RuleTools(HashingBackend), max input 512, tool calls by rule)",
+        "listeners (each with its own /info):",
     ]
+    assert [line.split()[:2] for line in lines[4:7]] == [
+        [f"http://127.0.0.1:{port}", "TEI"],
+        [f"http://127.0.0.1:{port + 2}", "TGI"],
+        [f"http://127.0.0.1:{port + 3}", "router"],
+    ]
+    router_url = f"http://127.0.0.1:{port + 3}"
+    assert lines[7].startswith(f"hfrag server ready on {router_url} (router layout")
+    assert len(lines) == 8
     assert re.search(r"INFO hfrag\.server: POST /embed 200 items=2 \d+\.\dms", err), err
     assert re.search(r"POST /embed 401 items=1 ", err), err
     assert re.search(r"POST /embed 413 items=5 ", err), err

@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from hfrag.server import FaultConfig, ServerConfig
-from hfrag.server.backends import HashingBackend, sigmoid
+from hfrag.server.backends import sigmoid
 from hfrag.server.config import ModelSpec, default_models
+from hfrag.server.hashing import HashingBackend
 
 RERANK = "hfrag/hash-rerank"
 LONG = " ".join(f"word{i}" for i in range(600))

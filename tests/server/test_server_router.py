@@ -32,16 +32,22 @@ def test_options_sit_at_the_root(server, client):
 
 
 def test_model_without_pooling_gives_ragged_token_vectors(server, client):
+    # The real router's shapes (tests/conformance/test_feature_extraction.py replays them):
+    # [n][1][tokens][dim] for a list, [1][tokens][dim] for a string.
     path = f"{BASE}/hfrag/hash-embed-tokens/pipeline/feature-extraction"
     backend = server.config.model("hfrag/hash-embed-tokens").backend
     batch = client.post(path, json={"inputs": ["a", "b c d e"]}).json()
-    assert [len(rows) for rows in batch] == [1, 4]
-    assert all(len(vec) == 384 for rows in batch for vec in rows)
+    assert [len(item) for item in batch] == [1, 1]
+    assert [len(item[0]) for item in batch] == [1, 4]
+    assert all(len(vec) == 384 for item in batch for vec in item[0])
     with pytest.raises(ValueError):
         np.asarray(batch, dtype=np.float32)  # ragged: a client must pool, not stack
+    np.testing.assert_array_equal(
+        np.asarray(batch[1][0], dtype=np.float32), backend.token_embeddings("b c d e")
+    )
     single = client.post(path, json={"inputs": "b c d e"}).json()
     np.testing.assert_array_equal(
-        np.asarray(single, dtype=np.float32), backend.token_embeddings("b c d e")
+        np.asarray(single, dtype=np.float32), backend.token_embeddings("b c d e")[None]
     )
 
 

@@ -20,9 +20,10 @@ from hfrag.errors import (
     MalformedResponseError,
     RedirectError,
 )
-from hfrag.server.backends import HashingBackend, sigmoid
+from hfrag.server.backends import sigmoid
 from hfrag.server.config import ModelSpec, ServerConfig, default_models
 from hfrag.server.faults import FaultConfig
+from hfrag.server.hashing import HashingBackend
 from hfrag.server.testing import CannedResponse, ServerHandle, serve_in_thread
 from hfrag.tasks import RerankClient, RerankOptions, RerankResult
 from hfrag.transport import Secret

@@ -86,6 +86,41 @@ class GenerationFields(InferenceFields):
     watermark: bool | None = Field(
         default=None, description="Ask TGI to watermark the output (text-generation only)."
     )
+    logprobs: bool | None = Field(
+        default=None, description="Ask for the answer tokens' log-probabilities."
+    )
+    top_logprobs: int | None = Field(
+        default=None,
+        description="Also the N most likely tokens at each position (0-20; implies logprobs).",
+    )
+    reasoning_effort: str | None = Field(
+        default=None,
+        description=(
+            "How hard a reasoning model thinks: 'none', 'minimal', 'low', 'medium', 'high' or "
+            "'xhigh' (chat completions)."
+        ),
+    )
+    enable_thinking: bool | None = Field(
+        default=None,
+        description=(
+            "Turn a hybrid model's thinking on or off (sent as chat_template_kwargs."
+            "enable_thinking, as vLLM, SGLang and TGI take it)."
+        ),
+    )
+    split_reasoning: bool = Field(
+        default=True,
+        description=(
+            "Split a leading <think>...</think> out of the answer into the reasoning (models "
+            "that inline it, e.g. Qwen3 or DeepSeek-R1 behind TGI); False keeps the text as sent."
+        ),
+    )
+    send_reasoning: bool = Field(
+        default=False,
+        description=(
+            "Send an assistant turn's reasoning back in later turns (as reasoning_content). "
+            "Off by default: the router's input messages have no reasoning field."
+        ),
+    )
     streaming: bool = Field(
         default=False, description="Stream tokens by default (invoke still returns the whole)."
     )
@@ -119,6 +154,12 @@ class GenerationFields(InferenceFields):
             truncate=self.truncate,
             typical_p=self.typical_p,
             watermark=self.watermark,
+            logprobs=self.logprobs,
+            top_logprobs=self.top_logprobs,
+            reasoning_effort=self.reasoning_effort,
+            enable_thinking=self.enable_thinking,
+            split_reasoning=self.split_reasoning,
+            send_reasoning=self.send_reasoning,
             model_kwargs=dict(self.model_kwargs),
         )
 

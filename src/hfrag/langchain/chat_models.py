@@ -39,7 +39,10 @@ from hfrag.langchain._generation import LangChainGenerationFields
 from hfrag.tasks import (
     Finish,
     GenerationOutput,
+    LogprobsDelta,
+    ReasoningDelta,
     TextDelta,
+    TokenLogprob,
     ToolCallDelta,
     Usage,
 )
@@ -60,6 +63,22 @@ def usage_metadata(usage: Usage | None) -> UsageMetadata | None:
     # A cast, not a UsageMetadata(...) call: langchain-core >= 1.8 marks its optional keys with
     # typing.NotRequired, which a type check for Python 3.10 cannot see, and so asks for them.
     return cast(UsageMetadata, counts)
+
+
+def logprobs_metadata(tokens: Sequence[TokenLogprob]) -> dict[str, Any]:
+    """``response_metadata["logprobs"]`` as ChatOpenAI fills it (the OpenAI choice's object)."""
+    return {"content": [t.as_openai() for t in tokens], "refusal": None}
+
+
+def _history(messages: list[BaseMessage], converted: list[dict[str, Any]]) -> None:
+    """Give assistant turns their reasoning (``additional_kwargs["reasoning_content"]``), which
+    ``convert_to_openai_messages`` drops; the chat client sends it only if ``send_reasoning``."""
+    if len(messages) != len(converted):
+        return
+    for message, wire in zip(messages, converted, strict=True):
+        reasoning = message.additional_kwargs.get("reasoning_content")
+        if isinstance(message, AIMessage) and isinstance(reasoning, str) and reasoning:
+            wire["reasoning_content"] = reasoning
 
 
 def _tool_choice(choice: Any) -> Any:
@@ -86,13 +105,17 @@ def _message(out: GenerationOutput, model_name: str) -> AIMessage:
             )
         else:
             calls.append(tool_call(name=call.name, args=call.arguments, id=call.id))
-    metadata = {
+    metadata: dict[str, Any] = {
         "finish_reason": out.finish_reason,
         "model_name": out.model or model_name,
         "model_provider": "huggingface",
     }
+    if out.logprobs is not None:
+        metadata["logprobs"] = logprobs_metadata(out.logprobs)
+    extra = {"reasoning_content": out.reasoning} if out.reasoning is not None else {}
     return AIMessage(
         content=out.text,
+        additional_kwargs=extra,
         tool_calls=calls,
         invalid_tool_calls=invalid,
         usage_metadata=usage_metadata(out.usage),
@@ -149,8 +172,10 @@ class ChatHuggingFaceInference(LangChainGenerationFields, BaseChatModel):
         if extra != dict(options.model_kwargs):
             options = replace(options, model_kwargs=extra)
         converted = convert_to_openai_messages(messages)
+        wire = converted if isinstance(converted, list) else [converted]
+        _history(messages, wire)
         return {
-            "messages": converted if isinstance(converted, list) else [converted],
+            "messages": wire,
             "stop": stop,
             "options": options,
             **body,
@@ -313,6 +338,14 @@ class _ChunkConverter:
     def convert(self, item: Any) -> ChatGenerationChunk | None:
         if isinstance(item, TextDelta):
             return ChatGenerationChunk(message=AIMessageChunk(content=item.text))
+        if isinstance(item, ReasoningDelta):
+            extra = {"reasoning_content": item.text}
+            return ChatGenerationChunk(message=AIMessageChunk(content="", additional_kwargs=extra))
+        if isinstance(item, LogprobsDelta):
+            metadata = {"logprobs": logprobs_metadata(item.tokens)}
+            return ChatGenerationChunk(
+                message=AIMessageChunk(content="", response_metadata=metadata)
+            )
         if isinstance(item, ToolCallDelta):
             part = tool_call_chunk(
                 name=item.name, args=item.arguments, id=item.id, index=item.index
@@ -349,6 +382,7 @@ def _from_chunks(chunks: Iterator[ChatGenerationChunk] | list[ChatGenerationChun
     chunk_message = merged.message
     message = AIMessage(
         content=chunk_message.content,
+        additional_kwargs=chunk_message.additional_kwargs,
         tool_calls=getattr(chunk_message, "tool_calls", []),
         invalid_tool_calls=getattr(chunk_message, "invalid_tool_calls", []),
         usage_metadata=getattr(chunk_message, "usage_metadata", None),

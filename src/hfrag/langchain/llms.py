@@ -19,7 +19,13 @@ from pydantic import ConfigDict
 
 from hfrag._fields import ADAPTER_CONFIG
 from hfrag.langchain._generation import LangChainGenerationFields
-from hfrag.tasks import Finish, GenerationOptions, GenerationOutput, TextDelta, Usage
+from hfrag.tasks import (
+    Accumulator,
+    GenerationOptions,
+    GenerationOutput,
+    TextDelta,
+    Usage,
+)
 
 __all__ = ["HuggingFaceInferenceLLM"]
 
@@ -35,16 +41,22 @@ def _usage_dict(usage: Usage | None) -> dict[str, int] | None:
     return {k: v for k, v in counts.items() if v is not None} or None
 
 
-def _info(finish: str | None, usage: Usage | None) -> dict[str, Any]:
-    info: dict[str, Any] = {"finish_reason": finish}
-    usage_dict = _usage_dict(usage)
+def _info(out: GenerationOutput) -> dict[str, Any]:
+    """``generation_info``: finish reason, usage, and, when the server sent them, the
+    reasoning (``reasoning_content``, never in the text) and ``logprobs`` (ChatOpenAI's shape)."""
+    info: dict[str, Any] = {"finish_reason": out.finish_reason}
+    usage_dict = _usage_dict(out.usage)
     if usage_dict:
         info["token_usage"] = usage_dict
+    if out.reasoning is not None:
+        info["reasoning_content"] = out.reasoning
+    if out.logprobs is not None:
+        info["logprobs"] = {"content": [t.as_openai() for t in out.logprobs]}
     return info
 
 
 def _generation(out: GenerationOutput) -> Generation:
-    return Generation(text=out.text, generation_info=_info(out.finish_reason, out.usage))
+    return Generation(text=out.text, generation_info=_info(out))
 
 
 class HuggingFaceInferenceLLM(LangChainGenerationFields, BaseLLM):
@@ -135,21 +147,16 @@ class HuggingFaceInferenceLLM(LangChainGenerationFields, BaseLLM):
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
         client = self.text_generation_client()
-        finish: Finish | None = None
-        usage: Usage | None = None
+        rest = Accumulator()  # all but the text, which goes out as it comes
         for item in client.stream(prompt, stop=stop, options=self._options(kwargs)):
             if isinstance(item, TextDelta):
                 chunk = GenerationChunk(text=item.text)
                 if run_manager:
                     run_manager.on_llm_new_token(item.text, chunk=chunk)
                 yield chunk
-            elif isinstance(item, Finish):
-                finish = item
-            elif isinstance(item, Usage):
-                usage = item
-        yield GenerationChunk(
-            text="", generation_info=_info(finish.reason if finish else None, usage)
-        )
+            else:
+                rest.add(item)
+        yield GenerationChunk(text="", generation_info=_info(rest.output()))
 
     async def _astream(
         self,
@@ -159,8 +166,7 @@ class HuggingFaceInferenceLLM(LangChainGenerationFields, BaseLLM):
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         client = self.text_generation_client()
-        finish: Finish | None = None
-        usage: Usage | None = None
+        rest = Accumulator()
         stream = client.astream(prompt, stop=stop, options=self._options(kwargs))
         try:
             async for item in stream:
@@ -169,12 +175,8 @@ class HuggingFaceInferenceLLM(LangChainGenerationFields, BaseLLM):
                     if run_manager:
                         await run_manager.on_llm_new_token(item.text, chunk=chunk)
                     yield chunk
-                elif isinstance(item, Finish):
-                    finish = item
-                elif isinstance(item, Usage):
-                    usage = item
+                else:
+                    rest.add(item)
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
-        yield GenerationChunk(
-            text="", generation_info=_info(finish.reason if finish else None, usage)
-        )
+        yield GenerationChunk(text="", generation_info=_info(rest.output()))

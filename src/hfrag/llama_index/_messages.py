@@ -5,8 +5,9 @@ Messages: roles LlamaIndex has and chat templates do not (``chatbot``, ``model``
 joined into one string; a message with images is sent as a list of parts (``text``,
 ``image_url``). An assistant's tool calls (``ToolCallBlock`` blocks, or OpenAI-shaped
 ``additional_kwargs["tool_calls"]``) are sent as ``tool_calls``; a tool result is sent with its
-``tool_call_id``. Blocks a chat-completions server cannot take (audio, video, documents) fail
-before sending.
+``tool_call_id``. An assistant's ``ThinkingBlock`` content becomes ``reasoning_content``, which
+the chat client sends back only with ``send_reasoning=True``. Blocks a chat-completions server
+cannot take (audio, video, documents) fail before sending.
 
 Tool calls read back keep the server's ``id``; arguments that are not a JSON object become ``{}``
 (as LlamaIndex's own OpenAI class does), so ``predict_and_call`` reports a tool error instead of
@@ -19,7 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
+from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock, ThinkingBlock
 from llama_index.core.llms.llm import ToolSelection
 
 from hfrag.errors import InputError
@@ -50,6 +51,13 @@ def wire_message(message: ChatMessage, position: int = 0) -> dict[str, Any]:
         calls = message_tool_calls(message)
         if calls:
             out["tool_calls"] = calls
+        thoughts = [
+            block.content
+            for block in message.blocks
+            if isinstance(block, ThinkingBlock) and block.content
+        ]
+        if thoughts:
+            out["reasoning_content"] = "".join(thoughts)
     if role == "tool":
         call_id = kwargs.get("tool_call_id")
         if call_id is not None:

@@ -9,6 +9,13 @@
   so far) and per tool-call delta (``delta`` empty, tool calls so far), as they arrive, and then
   one final response with an empty ``delta`` that carries the finish reason and usage in ``raw``
   and ``additional_kwargs``. No text is held back, so the last token is never lost or late.
+- A reasoning model's reasoning is a ``ThinkingBlock`` before the ``TextBlock`` of the message
+  (never in its text); streamed, each reasoning delta gives a response whose message holds the
+  reasoning so far (``delta`` empty, ``additional_kwargs["thinking_delta"]`` the new piece).
+  A completion keeps it in ``additional_kwargs["reasoning_content"]``.
+- Token log-probabilities, when asked for, are ``logprobs`` (one list per token: the token,
+  then its most likely alternatives, as LlamaIndex's OpenAI class fills it), on the whole
+  answer and on a stream's final response.
 - :func:`streamed`/:func:`astreamed` run a client's chunks through a :class:`ResponseStream` and
   close the client's stream when the caller stops early; :func:`last`/:func:`alast` drain one.
 """
@@ -23,15 +30,19 @@ from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
     CompletionResponse,
+    LogProb,
     MessageRole,
     TextBlock,
+    ThinkingBlock,
 )
 
 from hfrag.tasks import (
     Accumulator,
     Chunk,
     GenerationOutput,
+    ReasoningDelta,
     TextDelta,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -57,12 +68,29 @@ def _wire_calls(calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
     ]
 
 
-def _message(text: str, calls: tuple[ToolCall, ...]) -> ChatMessage:
+def _message(text: str, calls: tuple[ToolCall, ...], reasoning: str | None = None) -> ChatMessage:
     extra = {"tool_calls": _wire_calls(calls)} if calls else {}
+    blocks: list[Any] = [TextBlock(text=text)]
+    if reasoning is not None:
+        blocks.insert(0, ThinkingBlock(content=reasoning))
     # blocks=, not content=: the same message, built in about half the time (once per token)
-    return ChatMessage(
-        role=MessageRole.ASSISTANT, blocks=[TextBlock(text=text)], additional_kwargs=extra
-    )
+    return ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=extra)
+
+
+def logprobs(tokens: tuple[TokenLogprob, ...] | None) -> list[list[LogProb]] | None:
+    """LlamaIndex's ``logprobs``: per token, the token and then its other likely tokens."""
+    if tokens is None:
+        return None
+    out = []
+    for t in tokens:
+        alternatives = [a for a in t.top if a.token != t.token]
+        out.append([_logprob(t), *(_logprob(a) for a in alternatives)])
+    return out
+
+
+def _logprob(t: TokenLogprob) -> LogProb:
+    value = t.logprob if t.logprob is not None else float("-inf")
+    return LogProb(token=t.token, logprob=value, bytes=list(t.bytes))
 
 
 def _usage(usage: Usage | None) -> dict[str, int]:
@@ -90,7 +118,10 @@ def _raw(out: GenerationOutput) -> dict[str, Any]:
 def chat_response(out: GenerationOutput) -> ChatResponse:
     """A whole answer as a ``ChatResponse``."""
     return ChatResponse(
-        message=_message(out.text, out.tool_calls), raw=_raw(out), additional_kwargs=_extras(out)
+        message=_message(out.text, out.tool_calls, out.reasoning),
+        raw=_raw(out),
+        additional_kwargs=_extras(out),
+        logprobs=logprobs(out.logprobs),
     )
 
 
@@ -99,7 +130,11 @@ def completion_response(out: GenerationOutput) -> CompletionResponse:
     extra = _extras(out)
     if out.tool_calls:
         extra["tool_calls"] = _wire_calls(out.tool_calls)
-    return CompletionResponse(text=out.text, raw=_raw(out), additional_kwargs=extra)
+    if out.reasoning is not None:
+        extra["reasoning_content"] = out.reasoning
+    return CompletionResponse(
+        text=out.text, raw=_raw(out), additional_kwargs=extra, logprobs=logprobs(out.logprobs)
+    )
 
 
 class ResponseStream:
@@ -109,14 +144,19 @@ class ResponseStream:
         self.text = ""
         self._acc = Accumulator()  # tool calls, finish and usage; text is kept here
         self._calls: tuple[ToolCall, ...] = ()
+        self.reasoning: str | None = None
 
     def _feed(self, chunk: Chunk) -> str | None:
-        """The new text of ``chunk`` ("" for a tool-call delta); None when nothing to show."""
+        """The new text of ``chunk`` ("" for a tool-call or reasoning delta); None when
+        nothing to show."""
         if isinstance(chunk, TextDelta):
             if not chunk.text:
                 return None
             self.text += chunk.text
             return chunk.text
+        if isinstance(chunk, ReasoningDelta):
+            self.reasoning = (self.reasoning or "") + chunk.text
+            return ""
         self._acc.add(chunk)
         if isinstance(chunk, ToolCallDelta):
             self._calls = self._acc.output().tool_calls
@@ -127,9 +167,16 @@ class ResponseStream:
         delta = self._feed(chunk)
         if delta is None:
             return None
-        return ChatResponse(message=_message(self.text, self._calls), delta=delta)
+        message = _message(self.text, self._calls, self.reasoning)
+        if isinstance(chunk, ReasoningDelta):
+            extra = {"thinking_delta": chunk.text}
+            return ChatResponse(message=message, delta="", additional_kwargs=extra)
+        return ChatResponse(message=message, delta=delta)
 
     def completion(self, chunk: Chunk) -> CompletionResponse | None:
+        if isinstance(chunk, ReasoningDelta):
+            self._feed(chunk)  # kept for the final response: a completion's text is the answer
+            return None
         delta = self._feed(chunk)
         if delta is None:
             return None
@@ -145,6 +192,8 @@ class ResponseStream:
             tool_calls=out.tool_calls,
             raw_finish_reason=out.raw_finish_reason,
             raw={k: v for k, v in raw.items() if v is not None},
+            reasoning=self.reasoning,
+            logprobs=out.logprobs,
         )
 
     def chat_final(self) -> ChatResponse:

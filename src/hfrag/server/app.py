@@ -41,6 +41,7 @@ from hfrag.server.inference import (
     state_of,
 )
 from hfrag.server.logs import access_log
+from hfrag.server.routes_chat import chat_completions
 from hfrag.server.routes_cohere import cohere_rerank_route
 from hfrag.server.routes_hub import model_info
 from hfrag.server.routes_openai import (
@@ -59,7 +60,6 @@ from hfrag.server.routes_tei import (
     tei_info,
 )
 from hfrag.server.routes_tgi import (
-    chat_completions,
     generate_route,
     generate_stream_route,
     text_generation,
@@ -68,7 +68,7 @@ from hfrag.server.routes_tgi import (
 from hfrag.server.state import CannedResponse, ServerState
 from hfrag.server.validation import ApiError
 
-__all__ = ["build_app"]
+__all__ = ["LAYOUTS", "build_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = frozenset({"/health", "/ping"})
@@ -326,10 +326,61 @@ async def _close_models(app: web.Application) -> None:
     app[STATE_KEY].models.close()
 
 
+#: The route sets of ``build_app(layout=...)``: one per kind of deployment ``hfrag serve``
+#: stands for (see ``deployments``); ``all`` is every route on one listener (``serve_in_thread``).
+LAYOUTS = ("all", "tei-embed", "tei-rerank", "tgi", "router")
+_TEI = frozenset({"all", "tei-embed", "tei-rerank"})
+_EMBED = frozenset({"all", "tei-embed"})
+_RERANK = frozenset({"all", "tei-rerank"})
+_TGI = frozenset({"all", "tgi"})
+_CHAT = frozenset({"all", "tgi", "router"})
+_ROUTER = frozenset({"all", "router"})
+_SERVER = frozenset({"all", "tei-embed", "tei-rerank", "tgi"})  # a real server's own /info, POST /
+_EVERY = frozenset(LAYOUTS)
+
+
+def _routes() -> list[tuple[str, str, Handler, frozenset[str]]]:
+    """``(method, path, handler, layouts)`` of every route."""
+    routes: list[tuple[str, str, Handler, frozenset[str]]] = [
+        ("GET", "/health", health, _EVERY),
+        ("GET", "/ping", health, _EVERY),
+        ("GET", "/", health, _EVERY),
+        ("GET", "/info", info, _SERVER),
+        ("POST", "/", root, _SERVER),
+        ("POST", "/embed", embed_route, _EMBED),
+        ("POST", "/rerank", rerank_route, _RERANK),
+        ("POST", "/predict", predict_route, _RERANK),
+        ("POST", "/generate", generate_route, _TGI),
+        ("POST", "/generate_stream", generate_stream_route, _TGI),
+        ("POST", "/v1/chat/completions", chat_completions, _CHAT),
+        ("POST", "/hf-inference/models/{model_id:.+}/pipeline/{task}", pipeline_route, _ROUTER),
+        ("POST", "/hf-inference/models/{model_id:.+}", model_route, _ROUTER),
+        ("POST", "/v1/rerank", cohere_rerank_route, _RERANK),
+        ("POST", "/v2/rerank", cohere_rerank_route, _RERANK),
+        ("POST", "/v1/embeddings", openai_embeddings_route, _EMBED),
+        ("POST", "/embeddings", openai_embeddings_route, _EMBED),
+    ]
+    for provider, path in PROVIDER_ROUTES.items():
+        routes.append(("POST", path, provider_route(provider), _ROUTER))
+    routes.append(("GET", "/v1/models", models_route, _CHAT))
+    routes.append(("GET", "/api/models/{model_id:.+}", model_info, _ROUTER))
+    return routes
+
+
 def build_app(
-    config: ServerConfig | None = None, state: ServerState | None = None
+    config: ServerConfig | None = None,
+    state: ServerState | None = None,
+    *,
+    layout: str = "all",
 ) -> web.Application:
-    """The server application for ``config`` (or an existing ``state``)."""
+    """The server application for ``config`` (or an existing ``state``).
+
+    ``layout`` picks the routes (see ``LAYOUTS``): ``all`` answers every route of every layout
+    on one listener; ``tei-embed``, ``tei-rerank`` and ``tgi`` only what that server answers;
+    ``router`` the HF router's routes.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if state is None:
         state = ServerState(config or ServerConfig())
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
@@ -337,26 +388,7 @@ def build_app(
     app.middlewares.insert(0, access_log)  # outermost: logs the latency the client saw
     app[STATE_KEY] = state
     app.on_cleanup.append(_close_models)
-    r = app.router
-    r.add_get("/health", health)
-    r.add_get("/ping", health)
-    r.add_get("/", health)
-    r.add_get("/info", info)
-    r.add_post("/", root)
-    r.add_post("/embed", embed_route)
-    r.add_post("/rerank", rerank_route)
-    r.add_post("/predict", predict_route)
-    r.add_post("/generate", generate_route)
-    r.add_post("/generate_stream", generate_stream_route)
-    r.add_post("/v1/chat/completions", chat_completions)
-    r.add_post("/hf-inference/models/{model_id:.+}/pipeline/{task}", pipeline_route)
-    r.add_post("/hf-inference/models/{model_id:.+}", model_route)
-    r.add_post("/v1/rerank", cohere_rerank_route)
-    r.add_post("/v2/rerank", cohere_rerank_route)
-    r.add_post("/v1/embeddings", openai_embeddings_route)
-    r.add_post("/embeddings", openai_embeddings_route)
-    for provider, path in PROVIDER_ROUTES.items():
-        r.add_post(path, provider_route(provider))
-    r.add_get("/v1/models", models_route)
-    r.add_get("/api/models/{model_id:.+}", model_info)
+    for method, path, handler, layouts in _routes():
+        if layout in layouts:
+            app.router.add_route(method, path, handler)
     return app

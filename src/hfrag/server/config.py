@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from hfrag.server.backends import HashingBackend
 from hfrag.server.faults import FaultConfig
 
 __all__ = ["ModelKind", "ModelSpec", "ServerConfig", "default_models"]
@@ -62,7 +61,11 @@ class ModelSpec:
 
 
 def default_models(embed_dim: int = 384, seed: int = 0) -> list[ModelSpec]:
-    """The four default models, all backed by one ``HashingBackend(embed_dim, seed)``."""
+    """The four default models, all backed by one ``HashingBackend(embed_dim, seed)``; the
+    generator answers tools and ``response_format`` by the rule of ``tools.RuleTools``."""
+    from hfrag.server.hashing import HashingBackend
+    from hfrag.server.tools import RuleTools
+
     backend = HashingBackend(dim=embed_dim, seed=seed)
     return [
         ModelSpec("hfrag/hash-embed", "embed", backend, prompts=dict(DEFAULT_PROMPTS)),
@@ -77,7 +80,7 @@ def default_models(embed_dim: int = 384, seed: int = 0) -> list[ModelSpec]:
         ModelSpec(
             "hfrag/extractive-gen",
             "generate",
-            backend,
+            RuleTools(backend),
             max_input_length=4096,
             max_total_tokens=8192,
         ),

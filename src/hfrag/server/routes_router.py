@@ -4,7 +4,9 @@
 ``{"error": "Model X does not exist"}``. The model root dispatches on the model's kind:
 feature extraction (embed), text classification of ``{"text", "text_pair"}`` pairs (rerank) or
 text generation (generate). Feature extraction returns a single string's vector 1-D, a list
-2-D, and per-token vectors (3-D, ragged) for a model without pooling. Validation errors are
+2-D, and for a model without pooling per-token vectors with a per-input axis of one, as the
+real router does: ``[1][tokens][dim]`` for a string, ``[n][1][tokens][dim]`` (ragged) for a
+list (recorded: facebook/bart-base, see docs/PROTOCOL.md). Validation errors are
 TEI's, as the router forwards them from the TEI containers that serve these models.
 """
 

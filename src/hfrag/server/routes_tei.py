@@ -89,7 +89,13 @@ async def feature_extraction(
     prepared = prepare_embed_texts(spec, texts, options)
     service = Service(len(texts))
     vectors = await embed_output(spec, prepared, options)
-    resp = json_response(vectors[0] if single and flat_single else vectors)
+    if flat_single and not spec.pooling:
+        # The router's hf-inference pipeline serving a model without pooling keeps each input's
+        # tokenizer batch of one: [1][tokens][dim] for a string, [n][1][tokens][dim] for a list
+        # (huggingface_hub's recorded InferenceClient tests, facebook/bart-base).
+        resp = json_response(vectors if single else [[tokens] for tokens in vectors])
+    else:
+        resp = json_response(vectors[0] if single and flat_single else vectors)
     succeeded(len(texts), texts)
     await service.done()
     return resp

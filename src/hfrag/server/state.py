@@ -181,12 +181,14 @@ class Scripts:
 class ServerState:
     """Everything the request handlers share."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, models: ModelRuntime | None = None) -> None:
+        """``models``: the model threads to run on; several listeners serving the same model
+        objects share one (a llama.cpp model must never run on two threads at once)."""
         self.config = config
         self.counters = Counters()
         self.scripts = Scripts()
         self.faults = FaultState(config.faults)
-        self.models = ModelRuntime(
+        self.models = models or ModelRuntime(
             max_queue=config.max_concurrent_requests,
             batch_window=config.batch_window,
             max_batch_tokens=config.max_batch_tokens,

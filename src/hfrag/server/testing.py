@@ -24,12 +24,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import TracebackType
 
 from aiohttp import web
 
 from hfrag.server.app import build_app
 from hfrag.server.config import ServerConfig
+from hfrag.server.deployments import Deployment, deployment_configs
 from hfrag.server.faults import FaultConfig
 from hfrag.server.runtime import ModelRuntime
 from hfrag.server.state import CannedResponse, Counters, ServerState
@@ -37,7 +39,10 @@ from hfrag.server.state import CannedResponse, Counters, ServerState
 __all__ = [
     "CannedResponse",
     "Counters",
+    "DeploymentsHandle",
+    "Listener",
     "ServerHandle",
+    "serve_deployments",
     "serve_in_subprocess",
     "serve_in_thread",
 ]
@@ -65,7 +70,7 @@ class ServerHandle:
         self.port = 0
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -143,8 +148,8 @@ class ServerHandle:
         try:
             loop.run_forever()
         finally:
-            if self._runner is not None:
-                loop.run_until_complete(self._runner.cleanup())
+            for runner in self._runners:
+                loop.run_until_complete(runner.cleanup())
             # Handlers still stalled or streaming end here, not as "Task was destroyed" noise.
             pending = asyncio.all_tasks(loop)
             for task in pending:
@@ -154,17 +159,82 @@ class ServerHandle:
             loop.close()
 
     async def _start_site(self) -> None:
-        app = build_app(state=self._state)
+        self.port = await self._listen(build_app(state=self._state), self._requested_port)
+        self.url = f"http://{self._host}:{self.port}"
+
+    async def _listen(self, app: web.Application, port: int) -> int:
+        """Serve ``app`` on ``port`` of the handle's host (0: a free one); the bound port."""
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
         await runner.setup()
-        self._runner = runner
+        self._runners.append(runner)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._requested_port))
+        sock.bind((self._host, port))
         site = web.SockSite(runner, sock, backlog=1024)
         await site.start()
-        self.port = int(sock.getsockname()[1])
-        self.url = f"http://{self._host}:{self.port}"
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One listener of ``serve_deployments``: what it stands for, where, and its live state."""
+
+    deployment: Deployment
+    url: str
+    config: ServerConfig
+    counters: Counters
+
+
+class DeploymentsHandle(ServerHandle):
+    """The listeners of ``hfrag serve``'s layout (see ``deployments``) in one background thread.
+
+    Attributes:
+        listeners: by deployment name (``embed``, ``rerank``, ``generate``, ``router``).
+        urls: the same, name to URL; ``url`` is the router listener's (every route).
+    """
+
+    def __init__(
+        self, config: ServerConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        super().__init__(config, host=host, port=port)
+        self.listeners: dict[str, Listener] = {}
+        self.urls: dict[str, str] = {}
+
+    async def _start_site(self) -> None:
+        shared = self._state.models
+        for deployment, config in deployment_configs(self.config):
+            state = self._state if deployment.kind is None else ServerState(config, shared)
+            wanted = self._requested_port + deployment.offset if self._requested_port else 0
+            port = await self._listen(build_app(state=state, layout=deployment.layout), wanted)
+            url = f"http://{self._host}:{port}"
+            self.listeners[deployment.name] = Listener(deployment, url, config, state.counters)
+            self.urls[deployment.name] = url
+        self.url = self.urls["router"]
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+
+@contextmanager
+def serve_deployments(
+    config: ServerConfig | None = None, *, port: int = 0
+) -> Iterator[DeploymentsHandle]:
+    """Run ``hfrag serve``'s layout for ``config`` for the ``with`` block: one listener per
+    deployment (TEI embeddings, TEI re-ranker, TGI with chat, router layout), each with its own
+    ``/info``; ``port`` is the base port (0: free ports).
+
+    Example::
+
+        from hfrag.server import ServerConfig
+        from hfrag.server.models_real import real_models
+
+        with serve_deployments(ServerConfig(models=real_models())) as srv:
+            srv.urls["rerank"]  # also "embed", "generate" and "router"
+    """
+    handle = DeploymentsHandle(config, port=port)
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
 
 
 @contextmanager

@@ -1,6 +1,9 @@
-"""Tool calls and structured output of the deterministic generator, by a documented rule.
+"""Tool calls and structured output of the ``--models hash`` generator, by a documented rule.
 
-No model decides here; a rule does, so clients' tool-call parsing can be tested exactly.
+A test double: no model decides here, a rule does, so clients' tool-call parsing can be tested
+exactly. ``RuleTools`` wraps a generator (the hashing one in ``default_models``) and answers a
+request's ``ChatConstraint`` by this rule, in the answer format of ``chat_format``; a
+``--models real`` server never imports this module (its generator decides under a grammar).
 
 When the generator calls tools (``tools`` given, and the last message is not a ``tool`` result):
 
@@ -28,7 +31,8 @@ Arguments are built from the tool's JSON schema and the last user message's text
 
 ``response_format`` with a schema (OpenAI ``json_schema``, or TGI's ``{"type": "json_object" |
 "json", "value": schema}``) makes the answer the JSON object built the same way;
-``{"type": "json_object"}`` without a schema gives ``{"answer": <the text answer>}``.
+``{"type": "json_object"}`` without a schema (or a ``regex``) gives ``{"answer": <the text
+answer>}``. The text answer is the wrapped generator's answer to the messages as sent.
 """
 
 from __future__ import annotations
@@ -39,10 +43,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hfrag.server.backends import message_text
-from hfrag.server.validation import ApiError
+from hfrag.server.backends import GenerationParams, message_text
+from hfrag.server.chat_format import MESSAGE_PREFIX, ChatConstraint, render_call
 
-__all__ = ["ToolCallPlan", "build_object", "plan_tool_calls", "structured_answer"]
+__all__ = ["RuleTools", "ToolCallPlan", "build_object", "names_tool", "plan_tool_calls"]
 
 _VERBS = frozenset(
     [
@@ -69,12 +73,6 @@ _VERBS = frozenset(
     ]
 )
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(
-        422, {"error": f"Input validation error: {message}", "error_type": "validation"}
-    )
 
 
 @dataclass(frozen=True)
@@ -111,50 +109,25 @@ def names_tool(text: str, name: str) -> bool:
     return bool(words) and all(w in present for w in words)
 
 
-def _tools(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    tools = body.get("tools")
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise _invalid("`tools` must be a list")
-    functions = []
-    for tool in tools:
-        function = tool.get("function") if isinstance(tool, Mapping) else None
-        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise _invalid('each tool must be {"type": "function", "function": {"name", ...}}')
-        functions.append(function)
-    return functions
-
-
-def plan_tool_calls(
-    body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], seq: int
-) -> list[ToolCallPlan]:
+def plan_tool_calls(constraint: ChatConstraint) -> list[ToolCallPlan]:
     """The tool calls the rule makes for a chat request (empty: answer with text)."""
-    functions = _tools(body)
-    choice = body.get("tool_choice")
-    if not functions or choice == "none":
-        if isinstance(choice, Mapping):
-            raise _invalid("`tool_choice` names a function but no `tools` were given")
+    messages = constraint.messages
+    if not constraint.calls_tools:
         return []
     if messages and messages[-1].get("role") == "tool":
         return []  # a tool result came back: answer it in words
     text = _last_user_text(messages)
-    by_name = {f["name"]: f for f in functions}
-    if isinstance(choice, Mapping):
-        name = (choice.get("function") or {}).get("name")
-        if name not in by_name:
-            raise _invalid(f"`tool_choice` names {name!r}, which is not in `tools`")
-        chosen = [by_name[name]]
+    functions = list(constraint.tools)
+    if constraint.choice not in ("auto", "required"):
+        chosen = list(constraint.callable)
     else:
-        if choice not in (None, "auto", "required", "any"):
-            raise _invalid(f"`tool_choice` must be auto, none, required or a function: {choice!r}")
         chosen = [f for f in functions if names_tool(text, f["name"])]
-        if not chosen and choice in ("required", "any"):
+        if not chosen and constraint.choice == "required":
             chosen = [functions[0]]
     numbers = iter(float(n) for n in _NUMBER.findall(text))
     return [
         ToolCallPlan(
-            f"call_{seq}_{i}",
+            f"call_{i}",
             f["name"],
             json.dumps(build_object(f.get("parameters") or {}, text, numbers), ensure_ascii=False),
         )
@@ -281,28 +254,75 @@ def build_object(
     return out
 
 
-def structured_answer(
-    body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], answer: str
-) -> str | None:
+def structured_answer(constraint: ChatConstraint, answer: str) -> str | None:
     """The JSON text ``response_format`` asks for, or None when it asks for nothing."""
-    fmt = body.get("response_format")
-    if fmt is None:
-        return None
-    if not isinstance(fmt, Mapping) or not isinstance(fmt.get("type"), str):
-        raise _invalid('`response_format` must be an object with a "type"')
-    kind = fmt["type"]
-    schema: Any = None
-    if kind == "json_schema":
-        spec = fmt.get("json_schema")
-        if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), Mapping):
-            raise _invalid('`response_format` "json_schema" needs {"json_schema": {"schema"}}')
-        schema = spec["schema"]
-    elif kind in ("json_object", "json", "regex", "text"):
-        schema = fmt.get("value")
-    else:
-        raise _invalid(f"unknown `response_format` type {kind!r}")
-    if kind == "text":
-        return None
-    if isinstance(schema, Mapping):
-        return json.dumps(build_object(schema, _last_user_text(messages)), ensure_ascii=False)
-    return json.dumps({"answer": answer}, ensure_ascii=False)
+    if constraint.schema is not None:
+        return json.dumps(
+            build_object(constraint.schema, _last_user_text(constraint.messages)),
+            ensure_ascii=False,
+        )
+    if constraint.json_object or constraint.pattern is not None:
+        return json.dumps({"answer": answer}, ensure_ascii=False)
+    return None
+
+
+_PIECES = re.compile(r"\s*\S+")
+
+
+class RuleTools:
+    """A generator that answers tools and ``response_format`` by the rule of this module.
+
+    Requests without them go to the wrapped generator unchanged. Example::
+
+        RuleTools(HashingBackend())   # the --models hash generator
+    """
+
+    tool_calls = "rule"
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        inner_runtime = getattr(inner, "runtime", None) or type(inner).__name__
+        self.runtime = f"RuleTools({inner_runtime})"
+
+    def __repr__(self) -> str:
+        return f"RuleTools({self.inner!r})"
+
+    def tokenize(self, text: str) -> list[str]:
+        """The wrapped generator's tokens."""
+        tokens: list[str] = self.inner.tokenize(text)
+        return tokens
+
+    def truncate_text(self, text: str, max_tokens: int, direction: str = "right") -> str:
+        """The wrapped generator's truncation."""
+        cut: str = self.inner.truncate_text(text, max_tokens, direction)
+        return cut
+
+    def render_chat(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        """The wrapped generator's prompt."""
+        prompt: str = self.inner.render_chat(messages)
+        return prompt
+
+    def _text_answer(self, constraint: ChatConstraint, params: GenerationParams) -> str:
+        plain = GenerationParams(max_new_tokens=params.max_new_tokens)
+        prompt = self.inner.render_chat(list(constraint.messages))
+        return "".join(self.inner.generate_tokens(prompt, plain))
+
+    def generate_tokens(self, prompt: str, params: GenerationParams) -> Iterator[str]:
+        """The rule's answer to ``params.constraint`` in ``chat_format``'s answer format."""
+        constraint = params.constraint
+        if constraint is None:
+            yield from self.inner.generate_tokens(prompt, params)
+            return
+        plans = plan_tool_calls(constraint)
+        for i, plan in enumerate(plans):
+            yield ("\n" if i else "") + render_call(plan.name, "")
+            step = max(1, -(-len(plan.arguments) // 3))  # the arguments in three pieces
+            for start in range(0, len(plan.arguments), step):
+                yield plan.arguments[start : start + step]
+        if plans:
+            return
+        answer = self._text_answer(constraint, params)
+        text = structured_answer(constraint, answer.strip())
+        if constraint.calls_tools:
+            yield MESSAGE_PREFIX
+        yield from _PIECES.findall(answer if text is None else text)

@@ -37,6 +37,7 @@ from hfrag.tasks.generation import (
     check_messages,
     iter_chunks,
 )
+from hfrag.tasks.reasoning import outgoing_messages
 from hfrag.transport import Request
 
 __all__ = [
@@ -60,6 +61,7 @@ class _Call:
     request: Request
     stop: tuple[str, ...]
     prefix: str
+    split: bool = True
 
 
 class ChatClient(LLMClient):
@@ -132,18 +134,19 @@ class ChatClient(LLMClient):
             fmt = response_format_for(response_format, await self._style())
         body = chat_body(
             self.model_field,
-            messages,
+            outgoing_messages(messages, options.send_reasoning),
             options,
             tools=checked,
             tool_choice=choice,
             response_format=fmt,
             stream=stream,
         )
-        return _Call(Request(self.url, json=body, stream=stream), options.stop, prefix)
+        request = Request(self.url, json=body, stream=stream)
+        return _Call(request, options.stop, prefix, options.split_reasoning)
 
     async def _chat(self, call: _Call) -> GenerationOutput:
         payload = await self.async_transport.request(call.request)
-        return decode_chat(payload, call.request.url, call.stop, call.prefix)
+        return decode_chat(payload, call.request.url, call.stop, call.prefix, call.split)
 
     def chat(
         self,
@@ -205,7 +208,7 @@ class ChatClient(LLMClient):
         return self._iter(call)
 
     def _iter(self, call: _Call) -> Iterator[Chunk]:
-        decoder = ChatStreamDecoder(call.request.url, call.stop, call.prefix)
+        decoder = ChatStreamDecoder(call.request.url, call.stop, call.prefix, call.split)
         return iter_chunks(self.sync_transport, call.request, decoder)
 
     def astream_chat(
@@ -232,7 +235,7 @@ class ChatClient(LLMClient):
         prefix: str = "",
     ) -> AsyncIterator[Chunk]:
         call = await self.arun(self._prepare(messages, tools, choice, fmt, opts, True, prefix))
-        decoder = ChatStreamDecoder(call.request.url, call.stop, call.prefix)
+        decoder = ChatStreamDecoder(call.request.url, call.stop, call.prefix, call.split)
         chunks = aiter_chunks(self.async_transport, call.request, decoder)
         try:
             async for chunk in chunks:

@@ -28,6 +28,8 @@ from hfrag.tasks.generation import (
     parse_arguments,
     stream_cut,
 )
+from hfrag.tasks.logprobs import LogprobsDelta, chat_logprobs
+from hfrag.tasks.reasoning import ReasoningReader, answer_reasoning, message_reasoning, split_think
 from hfrag.transport.urls import chat_url, endpoint_base, redact_url, router_chat_url
 
 __all__ = [
@@ -214,9 +216,10 @@ def _tool_calls(value: Any, url: str) -> tuple[ToolCall, ...]:
 
 
 def decode_chat(
-    payload: Any, url: str, stop: Sequence[str] = (), prefix: str = ""
+    payload: Any, url: str, stop: Sequence[str] = (), prefix: str = "", split: bool = True
 ) -> GenerationOutput:
-    """A chat answer: the first choice's text (stop sequences trimmed), tool calls, usage."""
+    """A chat answer: the first choice's text (stop sequences trimmed), tool calls, usage,
+    reasoning (a field, or a leading ``<think>`` when ``split``) and logprobs."""
     if not isinstance(payload, Mapping):
         raise _malformed(url, f"is {type(payload).__name__}, not an object")
     choices = payload.get("choices")
@@ -225,7 +228,8 @@ def decode_chat(
     message = choices[0].get("message")
     if not isinstance(message, Mapping):
         raise _malformed(url, "has no message in its first choice")
-    text = StopTrimmer(stop).trim(_content_text(message.get("content"), url))
+    thought, content = split_think(_content_text(message.get("content"), url), split)
+    text = StopTrimmer(stop).trim(content)
     raw_reason = choices[0].get("finish_reason")
     model = payload.get("model")
     return GenerationOutput(
@@ -236,15 +240,20 @@ def decode_chat(
         model=model if isinstance(model, str) else None,
         raw_finish_reason=None if raw_reason is None else str(raw_reason),
         raw=payload,
+        reasoning=answer_reasoning(message_reasoning(message), thought),
+        logprobs=chat_logprobs(choices[0]),
     )
 
 
 class ChatStreamDecoder:
     """Chat-completion chunks to typed chunks; the stream must reach a ``finish_reason``."""
 
-    def __init__(self, url: str, stop: Sequence[str] = (), prefix: str = "") -> None:
+    def __init__(
+        self, url: str, stop: Sequence[str] = (), prefix: str = "", split: bool = True
+    ) -> None:
         self._url = url
         self._trim = StopTrimmer(stop)
+        self._reasoning = ReasoningReader(split)
         self._prefix = prefix
         self._finished = False
         self._next_index = 0
@@ -267,13 +276,22 @@ class ChatStreamDecoder:
             delta = choice.get("delta") or {}
             if not isinstance(delta, Mapping):
                 raise _malformed(self._url, "stream chunk has a delta that is not an object")
-            text = self._trim.feed(_content_text(delta.get("content"), self._url))
+            thoughts, answer = self._reasoning.feed(
+                delta, _content_text(delta.get("content"), self._url)
+            )
+            out.extend(thoughts)
+            text = self._trim.feed(answer)
             if text:
                 out.append(TextDelta(text))
+            logprobs = chat_logprobs(choice)
+            if logprobs:
+                out.append(LogprobsDelta(logprobs))
             out.extend(self._tool_deltas(delta.get("tool_calls")))
             reason = choice.get("finish_reason")
             if reason is not None:
-                rest = self._trim.flush()
+                thoughts, answer = self._reasoning.flush()
+                out.extend(thoughts)
+                rest = self._trim.feed(answer) + self._trim.flush()
                 if rest:
                     out.append(TextDelta(rest))
                 out.append(Finish(normalize_finish(reason) or "stop", str(reason), self._model))

@@ -4,6 +4,7 @@ The API of the LLM task clients (stable names; both frameworks' adapters build o
 
     from hfrag.tasks import ChatClient, TextGenerationClient, GenerationOptions
     from hfrag.tasks import TextDelta, ToolCallDelta, Finish, Usage, ToolCall, GenerationOutput
+    from hfrag.tasks import ReasoningDelta, LogprobsDelta, TokenLogprob
 
     options = GenerationOptions(max_new_tokens=64, temperature=0.2, stop=["\\n\\n"])
 
@@ -24,13 +25,20 @@ The API of the LLM task clients (stable names; both frameworks' adapters build o
     llm.wire() / await llm.awire()        # "text-generation" or "chat", resolved once
     chat.endpoint_info() / await chat.aendpoint_info()    # GET /info of an endpoint, {} if none
 
-    Chunk = TextDelta(text) | ToolCallDelta(index, id, name, arguments)
+    Chunk = TextDelta(text) | ReasoningDelta(text) | ToolCallDelta(index, id, name, arguments)
+          | LogprobsDelta(tokens: tuple[TokenLogprob, ...])
           | Finish(reason, raw_reason, model)
           | Usage(prompt_tokens, completion_tokens, total_tokens)
     GenerationOutput(text, finish_reason, usage, tool_calls: tuple[ToolCall, ...], model,
-                     raw_finish_reason, raw)
+                     raw_finish_reason, raw, reasoning: str | None,
+                     logprobs: tuple[TokenLogprob, ...] | None)
     ToolCall(id, name, arguments: dict | None, raw_arguments: str)   # None: not valid JSON
     collect(chunks) / Accumulator().add(chunk) -> GenerationOutput   # merge a stream
+
+A reasoning model's reasoning is never in ``text``: it is ``reasoning`` (streamed as
+:class:`ReasoningDelta`), from either field or a leading ``<think>`` (:mod:`hfrag.tasks.reasoning`).
+Token log-probabilities, when asked for (``GenerationOptions(logprobs=True)``), are
+``logprobs`` (streamed as :class:`LogprobsDelta`; :mod:`hfrag.tasks.logprobs`).
 
 A stream yields text deltas as they arrive (stop sequences already trimmed), tool-call deltas as
 the server sends them (merge ``arguments`` per ``index``), one :class:`Finish` and, when the
@@ -66,6 +74,8 @@ from typing_extensions import Unpack
 from hfrag.errors import ConfigurationError, InferenceConnectionError, InputError
 from hfrag.tasks.base import Connection, TaskClient, connect
 from hfrag.tasks.generation_options import RESERVED_KEYS, GenerationOptions, check_provider
+from hfrag.tasks.logprobs import LogprobsDelta, TokenLogprob
+from hfrag.tasks.reasoning import ReasoningDelta
 from hfrag.transport import AsyncTransport, Request, SyncTransport
 from hfrag.transport.urls import redact_url
 
@@ -78,8 +88,11 @@ __all__ = [
     "GenerationOptions",
     "GenerationOutput",
     "LLMClient",
+    "LogprobsDelta",
+    "ReasoningDelta",
     "StopTrimmer",
     "TextDelta",
+    "TokenLogprob",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
@@ -133,7 +146,7 @@ class Usage:
     total_tokens: int | None = None
 
 
-Chunk = TextDelta | ToolCallDelta | Finish | Usage
+Chunk = TextDelta | ReasoningDelta | ToolCallDelta | LogprobsDelta | Finish | Usage
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -152,7 +165,9 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class GenerationOutput:
-    """A whole answer: text (stop sequences trimmed), finish reason, usage, tool calls."""
+    """A whole answer: text (stop sequences trimmed), finish reason, usage, tool calls; a
+    reasoning model's ``reasoning`` (None when the server sent none) and the tokens'
+    ``logprobs`` (None unless asked for and sent)."""
 
     text: str
     finish_reason: str | None = None
@@ -161,6 +176,8 @@ class GenerationOutput:
     model: str | None = None
     raw_finish_reason: str | None = None
     raw: Any = field(default=None, repr=False, compare=False)
+    reasoning: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 def parse_arguments(raw: Any) -> tuple[dict[str, Any] | None, str]:
@@ -182,6 +199,8 @@ class Accumulator:
 
     def __init__(self) -> None:
         self._text: list[str] = []
+        self._reasoning: list[str] | None = None
+        self._logprobs: list[TokenLogprob] | None = None
         self._calls: dict[int, dict[str, Any]] = {}
         self.finish: Finish | None = None
         self.usage: Usage | None = None
@@ -189,6 +208,14 @@ class Accumulator:
     def add(self, chunk: Chunk) -> None:
         if isinstance(chunk, TextDelta):
             self._text.append(chunk.text)
+        elif isinstance(chunk, ReasoningDelta):
+            if self._reasoning is None:
+                self._reasoning = []
+            self._reasoning.append(chunk.text)
+        elif isinstance(chunk, LogprobsDelta):
+            if self._logprobs is None:
+                self._logprobs = []
+            self._logprobs.extend(chunk.tokens)
         elif isinstance(chunk, ToolCallDelta):
             call = self._calls.setdefault(chunk.index, {"id": None, "name": "", "arguments": []})
             if chunk.id:
@@ -214,6 +241,8 @@ class Accumulator:
             tool_calls=tuple(calls),
             model=model or (self.finish.model if self.finish else None),
             raw_finish_reason=self.finish.raw_reason if self.finish else None,
+            reasoning=None if self._reasoning is None else "".join(self._reasoning),
+            logprobs=None if self._logprobs is None else tuple(self._logprobs),
         )
 
 

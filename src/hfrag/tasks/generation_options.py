@@ -14,11 +14,14 @@ from typing import Any
 
 from hfrag.errors import ConfigurationError
 
-__all__ = ["RESERVED_KEYS", "GenerationOptions", "check_provider"]
+__all__ = ["REASONING_EFFORTS", "RESERVED_KEYS", "GenerationOptions", "check_provider"]
 
 _PROVIDER = re.compile(r"[\w.\-]+")
 
 # -- options ----------------------------------------------------------------------------------
+
+#: ``reasoning_effort`` values (OpenAI's chat completions, also vLLM's and SGLang's).
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 #: Body keys the clients own; ``model_kwargs`` may not override them.
 RESERVED_KEYS = frozenset({"inputs", "messages", "stream", "stream_options", "parameters"})
@@ -68,7 +71,19 @@ class GenerationOptions:
     | ``seed``, ``do_sample``, ``truncate``, ``watermark`` | same | ``seed``; the others are
       text-generation only (``do_sample`` ignored, ``truncate``/``watermark``: error at call) |
     | ``return_full_text`` (default False) | same | the prompt is prepended client-side |
-    | ``model_kwargs`` | merged into ``parameters`` | merged into the body |
+    | ``logprobs``, ``top_logprobs`` (0-20) | ``details`` (always sent), ``top_n_tokens`` |
+      ``logprobs``, ``top_logprobs`` |
+    | ``reasoning_effort`` | error at call | ``reasoning_effort`` |
+    | ``enable_thinking`` | error at call | ``chat_template_kwargs: {"enable_thinking"}`` |
+    | ``split_reasoning`` (default True) | a leading ``<think>...</think>`` becomes
+      ``reasoning`` (client-side) | same |
+    | ``send_reasoning`` (default False) | - | assistant turns keep ``reasoning_content``
+      / ``reasoning`` when sent back |
+    | ``model_kwargs`` | merged into ``parameters`` | merged into the body
+      (``chat_template_kwargs`` merged key by key) |
+
+    ``reasoning_effort`` is one of ``REASONING_EFFORTS`` (OpenAI's values, which vLLM, SGLang
+    and the router's providers take); ``top_logprobs`` implies ``logprobs``.
     """
 
     max_new_tokens: int | None = None
@@ -85,6 +100,12 @@ class GenerationOptions:
     truncate: int | None = None
     typical_p: float | None = None
     watermark: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    reasoning_effort: str | None = None
+    enable_thinking: bool | None = None
+    split_reasoning: bool = True
+    send_reasoning: bool = False
     model_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
@@ -108,6 +129,11 @@ class GenerationOptions:
             raise ConfigurationError(
                 f"model_kwargs may not set {clash}: hfrag builds those keys itself"
             )
+        template = kwargs.get("chat_template_kwargs")
+        if template is not None and not isinstance(template, Mapping):
+            raise ConfigurationError(
+                f"model_kwargs['chat_template_kwargs'] must be a dict, got {template!r}"
+            )
         object.__setattr__(self, "model_kwargs", MappingProxyType(dict(kwargs)))
         _integer("max_new_tokens", self.max_new_tokens, 1)
         _number("temperature", self.temperature, 0.0, None, open_low=False)
@@ -119,7 +145,18 @@ class GenerationOptions:
         _integer("seed", self.seed, 0)
         _integer("truncate", self.truncate, 1)
         _number("typical_p", self.typical_p, 0.0, 1.0, open_low=True, open_high=True)
-        for name in ("do_sample", "return_full_text", "watermark"):
+        _integer("top_logprobs", self.top_logprobs, 0)
+        if self.top_logprobs is not None and self.top_logprobs > 20:
+            raise ConfigurationError(f"top_logprobs must be <= 20, got {self.top_logprobs}")
+        if self.top_logprobs is not None and self.logprobs is False:
+            raise ConfigurationError("top_logprobs needs logprobs: leave logprobs unset or True")
+        effort = self.reasoning_effort
+        if effort is not None and effort not in REASONING_EFFORTS:
+            raise ConfigurationError(
+                f"reasoning_effort must be one of {list(REASONING_EFFORTS)}, got {effort!r}"
+            )
+        flags = ("do_sample", "return_full_text", "watermark", "logprobs", "enable_thinking")
+        for name in (*flags, "split_reasoning", "send_reasoning"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 raise ConfigurationError(f"{name} must be true or false, got {value!r}")
@@ -149,6 +186,12 @@ class GenerationOptions:
                 "presence_penalty is a chat-completions option; text-generation (TGI /generate) "
                 "has no such parameter: use frequency_penalty, or task='chat'"
             )
+        for name in ("reasoning_effort", "enable_thinking"):
+            if getattr(self, name) is not None:
+                raise ConfigurationError(
+                    f"{name} is a chat-completions option (it reaches the chat template); "
+                    "text-generation (TGI /generate) takes a prompt as it is: use task='chat'"
+                )
         greedy = self.temperature == 0
         params = {
             "max_new_tokens": self.max_new_tokens,
@@ -165,6 +208,7 @@ class GenerationOptions:
             "typical_p": self.typical_p,
             "watermark": self.watermark,
             "details": True,
+            "top_n_tokens": self.top_logprobs or None,
         }
         out = {k: v for k, v in params.items() if v is not None}
         out.update(self.model_kwargs)
@@ -189,9 +233,17 @@ class GenerationOptions:
             "typical_p": self.typical_p,
             "stop": list(self.stop) or None,
             "seed": self.seed,
+            "logprobs": True if self.top_logprobs is not None else self.logprobs,
+            "top_logprobs": self.top_logprobs,
+            "reasoning_effort": self.reasoning_effort,
         }
-        out = {k: v for k, v in body.items() if v is not None}
+        out: dict[str, Any] = {k: v for k, v in body.items() if v is not None}
+        template = dict(self.model_kwargs.get("chat_template_kwargs") or {})
         out.update(self.model_kwargs)
+        if self.enable_thinking is not None:
+            template["enable_thinking"] = self.enable_thinking
+        if template:
+            out["chat_template_kwargs"] = template
         return out
 
 

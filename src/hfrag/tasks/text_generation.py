@@ -43,6 +43,8 @@ from hfrag.tasks.generation import (
     iter_chunks,
     stream_cut,
 )
+from hfrag.tasks.logprobs import LogprobsDelta, tgi_logprobs, tgi_token
+from hfrag.tasks.reasoning import ReasoningReader, split_think
 from hfrag.transport import Request
 from hfrag.transport.urls import endpoint_route, model_url, redact_url
 
@@ -89,23 +91,34 @@ def decode_tgi(payload: Any, url: str, prompt: str, options: GenerationOptions) 
         prefix, text = prompt, text[len(prompt) :]
     details = item.get("details")
     raw_reason = details.get("finish_reason") if isinstance(details, Mapping) else None
+    reasoning, text = split_think(text, options.split_reasoning)
     return GenerationOutput(
         text=prefix + StopTrimmer(options.stop).trim(text),
         finish_reason=normalize_finish(raw_reason) or "stop",
         usage=_tgi_usage(details),
         raw_finish_reason=None if raw_reason is None else str(raw_reason),
         raw=payload,
+        reasoning=reasoning,
+        logprobs=tgi_logprobs(details) if options.logprobs or options.top_logprobs else None,
     )
 
 
 class TGIStreamDecoder:
     """``/generate_stream`` events to chunks; the last event carries ``generated_text``."""
 
-    def __init__(self, url: str, stop: tuple[str, ...], prefix: str = "") -> None:
+    def __init__(
+        self,
+        url: str,
+        stop: tuple[str, ...],
+        prefix: str = "",
+        options: GenerationOptions | None = None,
+    ) -> None:
         self._url = url
         self._trim = StopTrimmer(stop)
         self._prefix = prefix
         self._finished = False
+        self._reasoning = ReasoningReader(options is None or options.split_reasoning)
+        self._logprobs = options is not None and bool(options.logprobs or options.top_logprobs)
 
     def feed(self, payload: Any) -> list[Chunk]:
         if not isinstance(payload, Mapping) or not isinstance(payload.get("token"), Mapping):
@@ -122,11 +135,18 @@ class TGIStreamDecoder:
             return out
         token = payload["token"]
         if not token.get("special") and isinstance(token.get("text"), str):
-            text = self._trim.feed(token["text"])
+            thoughts, answer = self._reasoning.feed({}, token["text"])
+            out.extend(thoughts)
+            text = self._trim.feed(answer)
             if text:
                 out.append(TextDelta(text))
+            logprob = tgi_token(token, payload.get("top_tokens")) if self._logprobs else None
+            if logprob is not None:
+                out.append(LogprobsDelta((logprob,)))
         if payload.get("generated_text") is not None or payload.get("details") is not None:
-            rest = self._trim.flush()
+            thoughts, answer = self._reasoning.flush()
+            out.extend(thoughts)
+            rest = self._trim.feed(answer) + self._trim.flush()
             if rest:
                 out.append(TextDelta(rest))
             details = payload.get("details")
@@ -272,15 +292,15 @@ class TextGenerationClient(LLMClient):
     def _decoder(self, route: _Route, prompt: str, opts: GenerationOptions) -> ChunkDecoder:
         prefix = prompt if opts.return_full_text else ""
         if route.wire == "chat":
-            return ChatStreamDecoder(route.url, opts.stop, prefix)
-        return TGIStreamDecoder(route.stream_url, opts.stop, prefix)
+            return ChatStreamDecoder(route.url, opts.stop, prefix, opts.split_reasoning)
+        return TGIStreamDecoder(route.stream_url, opts.stop, prefix, opts)
 
     async def _once(self, route: _Route, prompt: str, opts: GenerationOptions) -> GenerationOutput:
         request = self._request(route, prompt, opts, False)
         payload = await self.async_transport.request(request)
         if route.wire == "chat":
             prefix = prompt if opts.return_full_text else ""
-            return decode_chat(payload, request.url, opts.stop, prefix)
+            return decode_chat(payload, request.url, opts.stop, prefix, opts.split_reasoning)
         return decode_tgi(payload, request.url, prompt, opts)
 
     def _failed(self, route: _Route, error: InferenceError) -> InferenceError:

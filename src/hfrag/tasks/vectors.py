@@ -1,8 +1,11 @@
 """Checking and shaping embedding responses: whatever the server sent becomes an (n, dim) array.
 
 Two wire forms. The HF form (:func:`to_matrix`): 2-D ``[[f, ...], ...]`` (TEI, router for
-lists), 1-D for a single input (router), and token-level 3-D ``[batch][tokens][dim]`` from
-models without a pooling head, ragged across the batch, pooled here by ``mean`` or ``cls``. The
+lists), 1-D for a single input (router), and token-level output of models without a pooling
+head, pooled here by ``mean`` or ``cls``: ``[n][1][tokens][dim]`` for a list of n texts (the
+router's hf-inference pipeline keeps each input's tokenizer batch of one), ``[1][tokens][dim]``
+for a single string, ``[n][tokens][dim]`` from other servers; token counts may differ between
+inputs (ragged). The
 OpenAI form (:func:`openai_matrix`): ``{"data": [{"index", "embedding"}]}``, placed by ``index``
 (never by position), each embedding a list of floats or the base64 of its little-endian float32
 bytes, decoded (pybase64's SIMD decoder, strict: a character outside the alphabet is an error)
@@ -68,6 +71,8 @@ def _numeric(value: Any) -> NDArray[Any]:
 
 
 def _pool(tokens: NDArray[Any], pooling: Pooling) -> NDArray[Any]:
+    if tokens.ndim == 3 and tokens.shape[0] == 1:
+        tokens = tokens[0]  # [1][tokens][dim]: one input's tokenizer batch of one
     if tokens.ndim != 2 or tokens.shape[0] == 0:
         raise _Bad(f"a token-level item has shape {tokens.shape}, expected (tokens, dim)")
     pooled: NDArray[Any] = tokens.mean(axis=0) if pooling == "mean" else tokens[0]
@@ -87,15 +92,20 @@ def _rows(payload: Any, n: int, pooling: Pooling) -> tuple[NDArray[Any], bool]:
             return array.reshape(1, -1), False
         if array.ndim == 2:
             return array, False
-        if array.ndim == 3:
+        if array.ndim in (3, 4):
             return np.stack([_pool(item, pooling) for item in array]), True
         raise _Bad(f"an array of {array.ndim} dimensions")
     # Ragged: token-level items of different lengths, or broken content; check item by item.
     if len(payload) != n:
         raise _Bad(f"{len(payload)} items for {n} inputs")
     items = [_numeric(item) for item in payload]
-    if not all(item.ndim == 2 for item in items) or len({item.shape[1] for item in items}) > 1:
-        raise _Bad("items of different shapes (not a consistent 2-D or 3-D array)")
+    # Each item one input's tokens: (tokens, dim), or (1, tokens, dim) from the hf-inference
+    # pipeline; the same form and dimension throughout.
+    kinds = {
+        (i.ndim, i.shape[0] if i.ndim == 3 else 1, i.shape[-1] if i.ndim else 0) for i in items
+    }
+    if len(kinds) != 1 or next(iter(kinds))[:2] not in ((2, 1), (3, 1)):
+        raise _Bad("items of different shapes (not a consistent 2-D, 3-D or 4-D array)")
     return np.stack([_pool(item, pooling) for item in items]), True
 
 

@@ -1,0 +1,128 @@
+"""LangChain: a reasoning model's reasoning beside the answer, and token logprobs.
+
+Reasoning is ``additional_kwargs["reasoning_content"]`` on messages and chunks, so
+langchain-core's ``content_blocks`` shows a ``reasoning`` block; it is never in ``content``.
+Logprobs are ``response_metadata["logprobs"]`` in ChatOpenAI's shape (``{"content": [...]}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+
+from hfrag.langchain import ChatHuggingFaceInference, HuggingFaceInferenceLLM
+from hfrag.server.testing import ServerHandle
+from tests.llm import (
+    ANSWER,
+    PROMPT,
+    REASONING,
+    REASONING_MODELS,
+    REASONING_TEXT,
+    THINK,
+    traits_server,
+)
+
+__all__ = ["traits_server"]  # a fixture
+
+MODES = ["invoke", "ainvoke", "stream", "astream"]
+
+
+@pytest.fixture
+def srv(traits_server: ServerHandle) -> ServerHandle:
+    traits_server.reset()
+    return traits_server
+
+
+def answer(chat: ChatHuggingFaceInference, mode: str, messages: Any = PROMPT) -> BaseMessage:
+    if mode == "invoke":
+        return chat.invoke(messages)
+    if mode == "ainvoke":
+        return asyncio.run(chat.ainvoke(messages))
+    if mode == "stream":
+        chunks = list(chat.stream(messages))
+    else:
+
+        async def gather() -> list[AIMessageChunk]:
+            return [c async for c in chat.astream(messages)]
+
+        chunks = asyncio.run(gather())
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged = merged + chunk
+    return merged
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("model", REASONING_MODELS)
+def test_reasoning_is_a_reasoning_block_never_content(
+    srv: ServerHandle, model: str, mode: str
+) -> None:
+    chat = ChatHuggingFaceInference(model=model, router_url=srv.url)
+    message = answer(chat, mode)
+    assert message.content == ANSWER
+    assert message.additional_kwargs["reasoning_content"] == REASONING_TEXT
+    assert message.content_blocks == [
+        {"type": "reasoning", "reasoning": REASONING_TEXT},
+        {"type": "text", "text": ANSWER},
+    ]
+
+
+def test_reasoning_streams_as_it_grows(srv: ServerHandle) -> None:
+    chat = ChatHuggingFaceInference(model=REASONING, router_url=srv.url)
+    pieces = [c.additional_kwargs.get("reasoning_content") for c in chat.stream(PROMPT)]
+    thoughts = [p for p in pieces if p]
+    assert len(thoughts) > 3
+    assert "".join(thoughts) == REASONING_TEXT
+
+
+@pytest.mark.parametrize("send", [False, True])
+def test_reasoning_goes_back_only_when_set(srv: ServerHandle, send: bool) -> None:
+    chat = ChatHuggingFaceInference(model=REASONING, router_url=srv.url, send_reasoning=send)
+    first = chat.invoke(PROMPT)
+    chat.invoke([HumanMessage(PROMPT), first, HumanMessage("And Italy?")])
+    sent = srv.counters.bodies[-1]["messages"][1]
+    assert sent["role"] == "assistant"
+    assert sent.get("reasoning_content") == (REASONING_TEXT if send else None)
+
+
+def test_split_off_keeps_the_text_as_sent(srv: ServerHandle) -> None:
+    chat = ChatHuggingFaceInference(model=THINK, router_url=srv.url, split_reasoning=False)
+    message = chat.invoke(PROMPT)
+    assert message.content == f"<think>{REASONING_TEXT}</think>{ANSWER}"
+    assert "reasoning_content" not in message.additional_kwargs
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_logprobs_in_chatopenai_shape(srv: ServerHandle, mode: str) -> None:
+    chat = ChatHuggingFaceInference(model=REASONING, router_url=srv.url, top_logprobs=2)
+    message = answer(chat, mode)
+    content = message.response_metadata["logprobs"]["content"]
+    assert "".join(t["token"] for t in content) == ANSWER
+    for token in content:
+        assert set(token) == {"token", "logprob", "bytes", "top_logprobs"}
+        assert token["bytes"] == list(token["token"].encode())
+        assert [t["token"] for t in token["top_logprobs"]][:1] == [token["token"]]
+        assert len(token["top_logprobs"]) == 2
+
+
+def test_no_logprobs_unless_asked(srv: ServerHandle) -> None:
+    message = ChatHuggingFaceInference(model=REASONING, router_url=srv.url).invoke(PROMPT)
+    assert "logprobs" not in message.response_metadata
+    assert isinstance(message, AIMessage)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_llm_class_keeps_reasoning_and_logprobs_in_generation_info(
+    srv: ServerHandle, streaming: bool
+) -> None:
+    llm = HuggingFaceInferenceLLM(endpoint_url=srv.url, logprobs=True, streaming=streaming)
+    result = llm.generate([PROMPT])
+    generation = result.generations[0][0]
+    assert generation.text == ANSWER
+    info = generation.generation_info or {}
+    assert info["reasoning_content"] == REASONING_TEXT
+    tokens = "".join(t["token"] for t in info["logprobs"]["content"])
+    assert tokens == f"<think>{REASONING_TEXT}</think>{ANSWER}"

@@ -1,0 +1,235 @@
+"""Reasoning and logprobs through the task clients, in every form servers send them.
+
+The three forms (``reasoning_content``, ``reasoning``, an inline leading ``<think>``) are served
+over HTTP by the local server's reasoning models (``hfrag.server.traits``), each in the four
+call modes; the inline splitter is also checked at every chunk boundary directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from hfrag.errors import ConfigurationError, InvalidRequestError
+from hfrag.server.testing import ServerHandle
+from hfrag.tasks import (
+    ChatClient,
+    GenerationOptions,
+    LogprobsDelta,
+    ReasoningDelta,
+    TextDelta,
+    TextGenerationClient,
+)
+from hfrag.tasks.reasoning import ThinkSplitter, split_think
+from tests.llm import (
+    ANSWER,
+    PROMPT,
+    REASONING,
+    REASONING_CONTENT,
+    REASONING_MODELS,
+    REASONING_TEXT,
+    TEXT_ONLY,
+    THINK,
+    traits_server,
+)
+from tests.tasks.test_llm_clients import MODES, chat, fast, generate
+
+__all__ = ["traits_server"]  # a fixture
+
+USER = [{"role": "user", "content": PROMPT}]
+
+
+@pytest.fixture
+def srv(traits_server: ServerHandle) -> ServerHandle:
+    traits_server.reset()
+    return traits_server
+
+
+# -- the inline form, split piece by piece ------------------------------------------------------
+
+WHOLE = "  <think>\nweigh the options </thi\n</think>\n\nThe answer.</think>"
+
+
+@pytest.mark.parametrize("cut", range(1, len(WHOLE)))
+def test_think_split_is_the_same_at_every_chunk_boundary(cut: int) -> None:
+    splitter = ThinkSplitter()
+    parts = [splitter.feed(WHOLE[:cut]), splitter.feed(WHOLE[cut:]), splitter.flush()]
+    reasoning = "".join(p[0] for p in parts)
+    answer = "".join(p[1] for p in parts)
+    assert (reasoning, answer) == ("\nweigh the options </thi\n", "The answer.</think>")
+    assert split_think(WHOLE) == (reasoning, answer)
+
+
+def test_think_split_one_character_at_a_time() -> None:
+    splitter = ThinkSplitter()
+    parts = [splitter.feed(c) for c in WHOLE] + [splitter.flush()]
+    assert "".join(p[0] for p in parts) == "\nweigh the options </thi\n"
+    assert "".join(p[1] for p in parts) == "The answer.</think>"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("no tags here", (None, "no tags here")),
+        ("  answer <think>not leading</think>", (None, "  answer <think>not leading</think>")),
+        ("<think>cut by the token limit", ("cut by the token limit", "")),
+        ("<thin", (None, "<thin")),  # a prefix of the tag that never became one
+        ("<think></think>answer", (None, "answer")),
+    ],
+)
+def test_only_a_leading_think_opens_reasoning(text: str, expected: Any) -> None:
+    assert split_think(text) == expected
+
+
+def test_the_split_can_be_turned_off() -> None:
+    assert split_think("<think>a</think>b", enabled=False) == (None, "<think>a</think>b")
+
+
+# -- every form over HTTP, in every mode ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("model", REASONING_MODELS)
+def test_chat_reasoning_is_kept_apart_in_every_form(
+    srv: ServerHandle, model: str, mode: str
+) -> None:
+    client = ChatClient(model, router_url=srv.url, **fast())
+    out = chat(client, mode, USER)
+    assert out.text == ANSWER
+    assert out.reasoning == REASONING_TEXT
+    assert "think" not in out.text
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [(REASONING_CONTENT, "reasoning_content"), (REASONING, "reasoning"), (THINK, "content")],
+)
+def test_the_server_sends_each_form_as_its_model_asks(
+    srv: ServerHandle, model: str, field: str
+) -> None:
+    """The wire is what the form says (so the client's reading of each is what is tested)."""
+    body = {"model": model, "messages": USER}
+    answer = httpx.post(srv.url + "/v1/chat/completions", json=body, timeout=10).json()
+    message = answer["choices"][0]["message"]
+    assert REASONING_TEXT in message[field]
+    if field != "content":
+        assert message["content"] == ANSWER
+
+
+def test_stream_yields_reasoning_deltas_before_the_answer(srv: ServerHandle) -> None:
+    for model in REASONING_MODELS:
+        chunks = list(ChatClient(model, router_url=srv.url, **fast()).stream_chat(USER))
+        kinds = [type(c) for c in chunks if isinstance(c, (TextDelta, ReasoningDelta))]
+        first_text = kinds.index(TextDelta)
+        assert kinds[:first_text] == [ReasoningDelta] * first_text
+        assert ReasoningDelta not in kinds[first_text:]
+        assert len([k for k in kinds if k is ReasoningDelta]) > 3  # streamed as it grows
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_text_generation_splits_the_inline_form(srv: ServerHandle, mode: str) -> None:
+    client = TextGenerationClient(endpoint_url=srv.url, **fast())
+    assert client.wire() == "text-generation"
+    out = generate(client, mode, PROMPT)
+    assert (out.text, out.reasoning) == (ANSWER, REASONING_TEXT)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_turning_the_split_off_leaves_the_text_as_sent(srv: ServerHandle, mode: str) -> None:
+    options = GenerationOptions(split_reasoning=False)
+    out = chat(ChatClient(THINK, router_url=srv.url, options=options, **fast()), mode, USER)
+    assert out.text == f"<think>{REASONING_TEXT}</think>{ANSWER}"
+    assert out.reasoning is None
+    text = TextGenerationClient(endpoint_url=srv.url, options=options, **fast())
+    assert generate(text, mode, PROMPT).text == out.text
+
+
+@pytest.mark.parametrize("send", [False, True])
+def test_whether_reasoning_goes_back_is_a_setting(srv: ServerHandle, send: bool) -> None:
+    client = ChatClient(
+        REASONING, router_url=srv.url, options=GenerationOptions(send_reasoning=send), **fast()
+    )
+    turn = {"role": "assistant", "content": "Hi.", "reasoning_content": "r", "reasoning": "s"}
+    client.chat([*USER, turn, {"role": "user", "content": "And Italy?"}])
+    sent = srv.counters.bodies[-1]["messages"][1]
+    assert ("reasoning_content" in sent, "reasoning" in sent) == (send, send)
+    assert sent["content"] == "Hi."
+
+
+def test_reasoning_options_are_sent_and_checked_at_construction(srv: ServerHandle) -> None:
+    options = GenerationOptions(
+        reasoning_effort="low",
+        enable_thinking=False,
+        model_kwargs={"chat_template_kwargs": {"preserve_thinking": True}},
+    )
+    ChatClient(REASONING, router_url=srv.url, options=options, **fast()).chat(USER)
+    body = srv.counters.bodies[-1]
+    assert body["reasoning_effort"] == "low"
+    assert body["chat_template_kwargs"] == {"preserve_thinking": True, "enable_thinking": False}
+    with pytest.raises(ConfigurationError, match="reasoning_effort must be one of"):
+        GenerationOptions(reasoning_effort="max")
+    with pytest.raises(ConfigurationError, match="enable_thinking must be true or false"):
+        GenerationOptions(enable_thinking="yes")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="chat_template_kwargs"):
+        GenerationOptions(model_kwargs={"chat_template_kwargs": "x"})
+    text = TextGenerationClient(endpoint_url=srv.url, options=options, **fast())
+    with pytest.raises(ConfigurationError, match="chat-completions option"):
+        text.generate(PROMPT)
+
+
+# -- logprobs -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("model", [REASONING, THINK])
+def test_chat_logprobs_streamed_and_not(srv: ServerHandle, model: str, mode: str) -> None:
+    options = GenerationOptions(top_logprobs=2)
+    out = chat(ChatClient(model, router_url=srv.url, options=options, **fast()), mode, USER)
+    assert out.logprobs is not None
+    tokens = "".join(t.token for t in out.logprobs)
+    # content tokens only: a field form's reasoning is not content; the inline form's is
+    assert tokens == (ANSWER if model == REASONING else f"<think>{REASONING_TEXT}</think>{ANSWER}")
+    assert all(t.logprob is not None and t.logprob < 0 for t in out.logprobs)
+    assert all(len(t.top) == 2 and t.top[0].token == t.token for t in out.logprobs)
+    assert srv.counters.bodies[-1]["logprobs"] is True
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_text_generation_logprobs_from_tgi_details(srv: ServerHandle, mode: str) -> None:
+    client = TextGenerationClient(
+        endpoint_url=srv.url, options=GenerationOptions(logprobs=True), **fast()
+    )
+    out = generate(client, mode, PROMPT)
+    assert out.logprobs is not None
+    assert "".join(t.token for t in out.logprobs) == f"<think>{REASONING_TEXT}</think>{ANSWER}"
+    assert "</s>" not in [t.token for t in out.logprobs]  # TGI's special end token is left out
+
+
+def test_no_logprobs_unless_asked(srv: ServerHandle) -> None:
+    client = ChatClient(REASONING, router_url=srv.url, **fast())
+    assert client.chat(USER).logprobs is None
+    assert not any(isinstance(c, LogprobsDelta) for c in client.stream_chat(USER))
+    assert "logprobs" not in srv.counters.bodies[-1]
+
+
+def test_top_logprobs_is_checked_at_construction() -> None:
+    for bad in ({"top_logprobs": 21}, {"top_logprobs": -1}, {"top_logprobs": 2, "logprobs": False}):
+        with pytest.raises(ConfigurationError):
+            GenerationOptions(**bad)  # type: ignore[arg-type]
+
+
+# -- images ---------------------------------------------------------------------------------------
+
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+
+
+def test_a_text_only_model_refusing_an_image_is_a_typed_error(srv: ServerHandle) -> None:
+    message = {"role": "user", "content": [{"type": "text", "text": "What is it?"}, IMAGE]}
+    client = ChatClient(TEXT_ONLY, router_url=srv.url, **fast())
+    with pytest.raises(InvalidRequestError) as caught:
+        client.chat([message])
+    assert caught.value.status == 400
+    assert "not a multimodal model" in caught.value.message
+    assert srv.counters.bodies[-1]["messages"][0]["content"][1] == IMAGE
