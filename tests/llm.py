@@ -63,7 +63,7 @@ TEXT_ONLY = "hfrag/text-only-gen"
 def traits_config(primary: str = THINK) -> ServerConfig:
     """The LLM config plus the reasoning models and the models lacking a feature."""
     base = llm_config()
-    backend = base.models[0].backend
+    backend = next(m.backend for m in base.models if m.name == LLAMA)  # with the tool-call rule
     extra = [
         ModelSpec(name, "generate", backend, max_input_length=4096, max_total_tokens=8192)
         for name in (*REASONING_MODELS, NO_FORMAT, NO_FORMAT_NO_TOOLS, TEXT_ONLY)

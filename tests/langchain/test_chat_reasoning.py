@@ -1,4 +1,4 @@
-"""LangChain: a reasoning model's reasoning beside the answer, and token logprobs.
+"""LangChain: a reasoning model's reasoning beside the answer, token logprobs, a refused image.
 
 Reasoning is ``additional_kwargs["reasoning_content"]`` on messages and chunks, so
 langchain-core's ``content_blocks`` shows a ``reasoning`` block; it is never in ``content``.
@@ -126,3 +126,34 @@ def test_llm_class_keeps_reasoning_and_logprobs_in_generation_info(
     assert info["reasoning_content"] == REASONING_TEXT
     tokens = "".join(t["token"] for t in info["logprobs"]["content"])
     assert tokens == f"<think>{REASONING_TEXT}</think>{ANSWER}"
+
+
+def test_a_text_only_model_refusing_an_image_is_a_typed_error(srv: ServerHandle) -> None:
+    from hfrag.errors import InvalidRequestError
+    from tests.llm import TEXT_ONLY
+
+    image = {"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"}
+    chat = ChatHuggingFaceInference(model=TEXT_ONLY, router_url=srv.url)
+    with pytest.raises(InvalidRequestError, match="not a multimodal model") as caught:
+        chat.invoke([HumanMessage(content=[{"type": "text", "text": "What is it?"}, image])])
+    assert caught.value.status == 400
+    sent = srv.counters.bodies[-1]["messages"][0]["content"][1]
+    assert sent == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+
+
+def test_reasoning_settings_are_checked_at_construction() -> None:
+    from hfrag.llama_index import HuggingFaceInferenceLLM as LlamaIndexLLM
+
+    for cls in (ChatHuggingFaceInference, HuggingFaceInferenceLLM, LlamaIndexLLM):
+        with pytest.raises(ValueError, match="reasoning_effort must be one of"):
+            cls(model=REASONING, reasoning_effort="max")
+        with pytest.raises(ValueError, match="top_logprobs"):
+            cls(model=REASONING, top_logprobs=50)
+
+
+def test_llm_class_on_the_router_reads_the_reasoning_field(srv: ServerHandle) -> None:
+    llm = HuggingFaceInferenceLLM(model=REASONING, router_url=srv.url, reasoning_effort="high")
+    generation = llm.generate([PROMPT]).generations[0][0]
+    assert generation.text == ANSWER
+    assert (generation.generation_info or {})["reasoning_content"] == REASONING_TEXT
+    assert srv.counters.bodies[-1]["reasoning_effort"] == "high"

@@ -6,14 +6,24 @@ The deterministic generator answers tool calls and structured output by the rule
 
 - ``supports_json_mode``: off because the rule answers ``{"type": "json_object"}`` without a
   schema with ``{"answer": ...}``, not with the keys the prompt asks for in words.
-- image, audio, PDF and Anthropic-style inputs: off (the suite's defaults) because the extractive
-  generator reads text only.
+- image inputs (OpenAI ``image_url`` parts, LangChain ``image`` blocks with base64 data or a
+  URL): on. The suite downloads its sample PNG from GitHub with ``httpx.get``; tests run without
+  network, so that one download is answered with a PNG made here (hfrag's clients do not use
+  ``httpx.get``; the model under test is not touched). The extractive generator ignores images,
+  so this shows the wire works, not that a model saw the picture; that the images arrive as
+  ``image_url`` parts is checked in ``test_chat_models.py`` and ``test_chat_reasoning.py``.
+- images in tool messages: off (chat completions carry images in user messages only).
+- audio, PDF and Anthropic-style inputs: off (the suite's defaults): chat completions servers
+  take none of them.
 """
 
 from __future__ import annotations
 
+import struct
+import zlib
 from typing import Any
 
+import httpx
 import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
@@ -51,6 +61,35 @@ class TestChatRouterIntegration(ChatModelIntegrationTests):
     def model_override_value(self) -> str:
         return SMOL
 
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+
+def _png() -> bytes:
+    """A valid 1x1 PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0\0\0\0"))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _local_png(url: str, **_: Any) -> httpx.Response:
+    """The suite's image download, answered here (no network in tests)."""
+    return httpx.Response(200, content=_png(), request=httpx.Request("GET", url))
+
 
 class TestChatEndpointIntegration(TestChatRouterIntegration):
     @property
@@ -60,6 +99,11 @@ class TestChatEndpointIntegration(TestChatRouterIntegration):
     @property
     def model_override_value(self) -> str:
         return SMOL
+
+
+@pytest.fixture(autouse=True)
+def _no_image_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(httpx, "get", _local_png)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -247,7 +247,7 @@ class City(BaseModel):
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_structured_predict_goes_through_a_required_tool_call(
+def test_structured_predict_asks_for_the_native_response_format(
     gsrv: ServerHandle, layout: str, mode: str
 ) -> None:
     llm = make(layout, gsrv.url)
@@ -259,8 +259,9 @@ def test_structured_predict_goes_through_a_required_tool_call(
     expected = ("Paris", "France") if mode == "sync" else ("Rome", "Italy")
     assert (city.name, city.country) == expected
     body = gsrv.counters.bodies[-1]
-    assert body["tool_choice"] == "required"
-    assert body["tools"][0]["function"]["name"] == "City"
+    assert "tools" not in body  # a forced tool call only if the server refuses response_format
+    fmt = body["response_format"]
+    assert fmt.get("json_schema", {}).get("name") == "City" or fmt["type"] == "json_object"
 
 
 def test_a_structured_llm_answers_json(gsrv: ServerHandle) -> None:

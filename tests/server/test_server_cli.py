@@ -180,6 +180,7 @@ def test_models_hash_serves_the_hashing_models():
 
 def test_models_real_serves_the_packaged_models_and_says_so():
     from hfrag.cli import _config_from_args, build_parser, describe_models
+    from hfrag.server.backends_sparse import splade_tiny_dir
     from hfrag.server.models_real import missing_runtimes
 
     args = build_parser().parse_args(["serve", "--models", "real", "--max-input-length", "9"])
@@ -192,6 +193,7 @@ def test_models_real_serves_the_packaged_models_and_says_so():
         ("sentence-transformers/all-MiniLM-L6-v2", "embed"),
         ("hfrag/minilm-cosine-rerank", "rerank"),
         ("HuggingFaceTB/SmolLM2-135M-Instruct", "generate"),
+        *([("hfrag/splade-tiny", "sparse")] if splade_tiny_dir() else []),
     ]
     assert config.models[0].max_input_length == 256  # the model's limit, not --max-input-length
     text = describe_models(config)

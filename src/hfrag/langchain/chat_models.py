@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from operator import itemgetter
 from typing import Any, ClassVar, Literal, cast
 
@@ -22,25 +23,22 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
-from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-from langchain_core.output_parsers.openai_tools import (
-    JsonOutputKeyToolsParser,
-    PydanticToolsParser,
-)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
-from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict
 
 from hfrag._fields import ADAPTER_CONFIG
+from hfrag._fields.structured import spec_for
 from hfrag.langchain._generation import LangChainGenerationFields
+from hfrag.langchain._structured import as_chunk, parse_structured
 from hfrag.tasks import (
     Finish,
     GenerationOutput,
     LogprobsDelta,
     ReasoningDelta,
+    StructuredAnswer,
     TextDelta,
     TokenLogprob,
     ToolCallDelta,
@@ -188,6 +186,8 @@ class ChatHuggingFaceInference(LangChainGenerationFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if "structured_output" in kwargs:
+            return self._structured(messages, stop, kwargs)
         if self.streaming:
             return _from_chunks(self._stream(messages, stop, run_manager, **kwargs))
         out = self.chat_client().chat(**self._call_args(messages, stop, kwargs))
@@ -200,6 +200,8 @@ class ChatHuggingFaceInference(LangChainGenerationFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if "structured_output" in kwargs:
+            return await self._astructured(messages, stop, kwargs)
         if self.streaming:
             chunks = [c async for c in self._astream(messages, stop, run_manager, **kwargs)]
             return _from_chunks(chunks)
@@ -216,6 +218,9 @@ class ChatHuggingFaceInference(LangChainGenerationFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        if "structured_output" in kwargs:
+            yield as_chunk(self._structured(messages, stop, kwargs))
+            return
         stream = self.chat_client().stream_chat(**self._call_args(messages, stop, kwargs))
         converter = _ChunkConverter(str(kwargs.get("model") or self._name()))
         # LangChain reports each chunk to the callbacks itself (it passes no run_manager here).
@@ -232,6 +237,9 @@ class ChatHuggingFaceInference(LangChainGenerationFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        if "structured_output" in kwargs:
+            yield as_chunk(await self._astructured(messages, stop, kwargs))
+            return
         stream = self.chat_client().astream_chat(**self._call_args(messages, stop, kwargs))
         converter = _ChunkConverter(str(kwargs.get("model") or self._name()))
         try:
@@ -274,50 +282,33 @@ class ChatHuggingFaceInference(LangChainGenerationFields, BaseChatModel):
     ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
         """A runnable answering with ``schema`` (pydantic class, TypedDict or JSON schema).
 
-        ``json_schema`` sends ``response_format`` (TGI's form to TGI endpoints);
-        ``function_calling`` forces a call to a tool made from the schema; ``json_mode`` asks
-        for any JSON object. Pydantic schemas come back as instances, others as dicts.
+        ``json_schema`` (default) sends ``response_format`` in the server's form (TGI's to TGI
+        endpoints); when the server answers that it does not take ``response_format``, the
+        same request is a forced call to a tool made from the schema, and if it takes no tools
+        either, the schema goes in a system instruction (the step that worked is remembered).
+        ``function_calling`` forces the tool call only; ``json_mode`` asks for any JSON object
+        (describe the keys in the prompt). Pydantic schemas come back as instances, others as
+        dicts; an answer that does not match raises ``OutputParserException`` with the raw text
+        (``llm_output``), or, with ``include_raw=True``, comes back as ``parsing_error``.
+        ``response_metadata["structured_output_form"]`` says which form answered.
         """
         if kwargs:
             raise ValueError(f"unexpected arguments: {sorted(kwargs)}")
-        is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
-        parser: Runnable[Any, Any]
-        if method == "function_calling":
-            tool = convert_to_openai_tool(schema)
-            name = tool["function"]["name"]
-            llm = self.bind_tools(
-                [schema],
-                tool_choice=name,
-                ls_structured_output_format={"kwargs": {"method": method}, "schema": tool},
-            )
-            if is_model:
-                parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
-            else:
-                parser = JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
-        elif method in ("json_schema", "json_mode"):
-            if method == "json_schema":
-                json_schema = convert_to_json_schema(schema)
-                spec: dict[str, Any] = {
-                    "name": json_schema.get("title") or "response",
-                    "schema": json_schema,
-                }
-                if strict is not None:
-                    spec["strict"] = strict
-                response_format: dict[str, Any] = {"type": "json_schema", "json_schema": spec}
-            else:
-                response_format = {"type": "json_object"}
-            llm = self.bind(
-                response_format=response_format,
-                ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
-            )
-            if is_model:
-                parser = PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
-            else:
-                parser = JsonOutputParser()
-        else:
+        if method not in ("json_schema", "function_calling", "json_mode"):
             raise ValueError(
                 f"method must be 'json_schema', 'function_calling' or 'json_mode', got {method!r}"
             )
+        spec = spec_for(schema, strict, schema=convert_to_json_schema(schema))
+        traced = {"kwargs": {"method": method}, "schema": schema}
+        llm: Runnable[LanguageModelInput, Any]
+        if method == "json_mode":
+            llm = self.bind(
+                response_format={"type": "json_object"}, ls_structured_output_format=traced
+            )
+        else:
+            form = "auto" if method == "json_schema" else "function_calling"
+            llm = self.bind(structured_output=(spec, form), ls_structured_output_format=traced)
+        parser = RunnableLambda(partial(parse_structured, schema, dict(spec.schema)))
         if not include_raw:
             return llm | parser
         parsed = RunnablePassthrough.assign(
@@ -325,6 +316,31 @@ class ChatHuggingFaceInference(LangChainGenerationFields, BaseChatModel):
         )
         failed = RunnablePassthrough.assign(parsed=lambda _: None)
         return RunnableMap(raw=llm) | parsed.with_fallbacks([failed], exception_key="parsing_error")
+
+    def _structured(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> ChatResult:
+        spec, form = kwargs.pop("structured_output")
+        args = self._call_args(messages, stop, kwargs)
+        options = args["options"].merged(stop=stop)
+        answer = self.chat_client().structured(args["messages"], spec, form=form, options=options)
+        return _structured_result(answer, self._name())
+
+    async def _astructured(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> ChatResult:
+        spec, form = kwargs.pop("structured_output")
+        args = self._call_args(messages, stop, kwargs)
+        options = args["options"].merged(stop=stop)
+        client = self.chat_client()
+        answer = await client.astructured(args["messages"], spec, form=form, options=options)
+        return _structured_result(answer, self._name())
+
+
+def _structured_result(answer: StructuredAnswer, model_name: str) -> ChatResult:
+    message = _message(answer.output, model_name)
+    message.response_metadata["structured_output_form"] = answer.form
+    return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 class _ChunkConverter:

@@ -19,7 +19,7 @@ The wire work belongs to the task clients (:class:`hfrag.tasks.ChatClient`,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from llama_index.core.base.llms.generic_utils import (
     messages_to_prompt as generic_messages_to_prompt,
@@ -39,9 +39,11 @@ from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPU
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection, default_completion_to_prompt
-from pydantic import ConfigDict, Field
+from llama_index.core.prompts import BasePromptTemplate
+from pydantic import BaseModel, ConfigDict, Field
 
 from hfrag._fields import ADAPTER_CONFIG, GenerationFields
+from hfrag._fields.structured import spec_for, validated
 from hfrag.errors import ConfigurationError, InferenceError
 from hfrag.llama_index._messages import (
     message_tool_calls,
@@ -58,12 +60,15 @@ from hfrag.llama_index._responses import (
     last,
     streamed,
 )
+from hfrag.tasks import GenerationOptions, StructuredSpec
 from hfrag.tasks.chat import is_tgi_info
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
 __all__ = ["HuggingFaceInferenceLLM"]
+
+Model = TypeVar("Model", bound=BaseModel)
 
 #: Per-call keyword arguments passed to the chat client as they are.
 _CHAT_ARGS = ("tools", "tool_choice", "response_format")
@@ -310,6 +315,49 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
         chunks = client.astream(text, **self._call_args(kwargs, chat=False))
         stream = ResponseStream()
         return astreamed(chunks, stream.completion, stream.completion_final)
+
+    # -- structured output ------------------------------------------------------------------------
+
+    def _structured_call(
+        self, output_cls: type[Model], prompt: BasePromptTemplate, llm_kwargs: Any, args: Any
+    ) -> tuple[list[dict[str, Any]], StructuredSpec, GenerationOptions]:
+        call = self._call_args(dict(llm_kwargs or {}), chat=True)
+        options = (call["options"] or self.generation_options()).merged(stop=call["stop"])
+        messages = wire_messages(prompt.format_messages(llm=self, **args))
+        return messages, spec_for(output_cls), options
+
+    def structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """An ``output_cls`` answering ``prompt`` (``as_structured_llm`` uses it): native
+        ``response_format``, else a forced tool call, else JSON-mode prompting
+        (:mod:`hfrag.tasks.structured`); a reply that does not validate raises
+        :class:`~hfrag.tasks.StructuredOutputError` (``raw``: the text)."""
+        if not self._speaks_chat():
+            out = super().structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+            return cast(Model, out)
+        messages, spec, options = self._structured_call(output_cls, prompt, llm_kwargs, prompt_args)
+        answer = self.chat_client().structured(messages, spec, options=options)
+        return cast(Model, validated(output_cls, answer.text))
+
+    async def astructured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """Async :meth:`structured_predict`."""
+        if not await self._aspeaks_chat():
+            out = await super().astructured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+            return cast(Model, out)
+        messages, spec, options = self._structured_call(output_cls, prompt, llm_kwargs, prompt_args)
+        answer = await self.chat_client().astructured(messages, spec, options=options)
+        return cast(Model, validated(output_cls, answer.text))
 
     # -- tools ------------------------------------------------------------------------------------
 

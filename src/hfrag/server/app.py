@@ -51,6 +51,7 @@ from hfrag.server.routes_openai import (
     provider_route,
 )
 from hfrag.server.routes_router import model_route, pipeline_route
+from hfrag.server.routes_sparse import embed_sparse_route, tokenize_route
 from hfrag.server.routes_tei import (
     embed_route,
     feature_extraction,
@@ -319,6 +320,8 @@ async def root(request: web.Request) -> web.StreamResponse:
         return await feature_extraction(request, spec, flat_single=False)
     if spec.kind == "rerank":
         return await rerank_with(request, spec)
+    if spec.kind == "sparse":  # TEI serves a SPLADE model's /embed_sparse at POST /
+        return await embed_sparse_route(request)
     return await text_generation(request, spec, wrapped=True)
 
 
@@ -328,14 +331,17 @@ async def _close_models(app: web.Application) -> None:
 
 #: The route sets of ``build_app(layout=...)``: one per kind of deployment ``hfrag serve``
 #: stands for (see ``deployments``); ``all`` is every route on one listener (``serve_in_thread``).
-LAYOUTS = ("all", "tei-embed", "tei-rerank", "tgi", "router")
-_TEI = frozenset({"all", "tei-embed", "tei-rerank"})
+LAYOUTS = ("all", "tei-embed", "tei-rerank", "tgi", "router", "tei-sparse")
+_TEI = frozenset({"all", "tei-embed", "tei-rerank", "tei-sparse"})
+_SPARSE = frozenset({"all", "tei-sparse"})
 _EMBED = frozenset({"all", "tei-embed"})
 _RERANK = frozenset({"all", "tei-rerank"})
 _TGI = frozenset({"all", "tgi"})
 _CHAT = frozenset({"all", "tgi", "router"})
 _ROUTER = frozenset({"all", "router"})
-_SERVER = frozenset({"all", "tei-embed", "tei-rerank", "tgi"})  # a real server's own /info, POST /
+_SERVER = frozenset(
+    {"all", "tei-embed", "tei-rerank", "tgi", "tei-sparse"}
+)  # a real server's own /info, POST /
 _EVERY = frozenset(LAYOUTS)
 
 
@@ -359,6 +365,8 @@ def _routes() -> list[tuple[str, str, Handler, frozenset[str]]]:
         ("POST", "/v2/rerank", cohere_rerank_route, _RERANK),
         ("POST", "/v1/embeddings", openai_embeddings_route, _EMBED),
         ("POST", "/embeddings", openai_embeddings_route, _EMBED),
+        ("POST", "/embed_sparse", embed_sparse_route, _SPARSE),
+        ("POST", "/tokenize", tokenize_route, _TEI),
     ]
     for provider, path in PROVIDER_ROUTES.items():
         routes.append(("POST", path, provider_route(provider), _ROUTER))

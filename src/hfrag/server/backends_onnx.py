@@ -31,6 +31,8 @@ __all__ = ["BertEmbedder", "CosineScorer", "NumpyEmbedder", "OnnxEmbedder", "loa
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
+#: One token of TEI's ``/tokenize`` answer: id, text, special, UTF-8 byte start and stop.
+Span = tuple[int, str, bool, "int | None", "int | None"]
 # Padded tokens per encoder call: bounds memory, and keeps short texts out of long texts' padding.
 BATCH_TOKENS = 4096
 
@@ -43,6 +45,11 @@ def load_tokenizer(path: str | Path) -> Any:
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer
+
+
+def byte_offsets(text: str, start: int, stop: int) -> tuple[int, int]:
+    """Character offsets ``[start, stop)`` of ``text`` as UTF-8 byte offsets."""
+    return len(text[:start].encode("utf-8")), len(text[:stop].encode("utf-8"))
 
 
 class BertEmbedder:
@@ -93,6 +100,22 @@ class BertEmbedder:
         if direction.lower() == "left":
             return text[offsets[-keep][0] :]
         return text[: offsets[keep - 1][1]]
+
+    def token_spans(self, text: str, add_special_tokens: bool = True) -> list[Span]:
+        """TEI's ``/tokenize`` tokens: id, the text covered, UTF-8 byte offsets (None when
+        special), as TEI's ``into_tokens`` gives them."""
+        encoding = self._tokenizer.encode(text, add_special_tokens=add_special_tokens)
+        out: list[Span] = []
+        ids, marks, offsets = encoding.ids, encoding.special_tokens_mask, encoding.offsets
+        for token_id, token, special, (start, stop) in zip(
+            ids, encoding.tokens, marks, offsets, strict=True
+        ):
+            if special:
+                out.append((int(token_id), str(token), True, None, None))
+            else:
+                first, last = byte_offsets(text, start, stop)
+                out.append((int(token_id), text[start:stop], False, first, last))
+        return out
 
     def _ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, cut to ``max_seq_length`` as sentence-transformers cuts them."""

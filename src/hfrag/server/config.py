@@ -15,8 +15,8 @@ from hfrag.server.faults import FaultConfig
 
 __all__ = ["ModelKind", "ModelSpec", "ServerConfig", "default_models"]
 
-ModelKind = Literal["embed", "rerank", "generate"]
-KINDS: tuple[str, ...] = ("embed", "rerank", "generate")
+ModelKind = Literal["embed", "rerank", "generate", "sparse"]
+KINDS: tuple[str, ...] = ("embed", "rerank", "generate", "sparse")
 
 DEFAULT_PROMPTS: Mapping[str, str] = {"query": "query: ", "document": "passage: "}
 
@@ -27,7 +27,8 @@ class ModelSpec:
 
     Attributes:
         name: the model id clients use (``org/name``), in router URLs and chat ``model``.
-        kind: ``embed`` (feature extraction), ``rerank`` (pair classification) or ``generate``.
+        kind: ``embed`` (feature extraction), ``rerank`` (pair classification), ``generate``,
+            or ``sparse`` (TEI's ``/embed_sparse``, see ``backends_sparse``).
         backend: any object satisfying the protocol of ``kind`` (see ``backends``).
         pooling: False makes feature-extraction return per-token vectors (3-D), like a router
             model without a pooling head.
@@ -35,6 +36,10 @@ class ModelSpec:
         prompts: Sentence-Transformers prompts, selectable with ``prompt_name``.
         max_total_tokens: prompt plus new tokens limit of a generator (TGI's option).
         labels: output labels of a rerank model (a cross-encoder has one).
+        unused_kwargs: text-generation parameters the router refuses for this model, as the real
+            router's hf-inference does for a model served by the transformers pipeline instead
+            of TGI (400 ``The following `model_kwargs` are not used by the model: [...]``;
+            recorded for google/flan-t5-large and gpt2). Empty: a TGI model.
     """
 
     name: str
@@ -45,6 +50,7 @@ class ModelSpec:
     prompts: Mapping[str, str] = field(default_factory=dict)
     max_total_tokens: int | None = None
     labels: tuple[str, ...] = ("LABEL_0",)
+    unused_kwargs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -13,6 +13,8 @@ four ports from a base port ``P``::
     P+3   router layout    every route of every layout over every model (/hf-inference/models/
                            {id}/..., /v1/chat/completions by model id, provider routes, the Hub
                            model API): HFRAG_ROUTER_URL=http://127.0.0.1:P+3
+    P+4   TEI sparse       /embed_sparse, /tokenize, POST /, /info, /health (a SPLADE model:
+                           ``--models real`` with SPLADE-tiny installed)
 
 A listener whose kind of model is not served (``--model`` lists no re-ranker, say) is left out.
 All listeners run on one event loop and share one ``ModelRuntime``, so a model object is only
@@ -69,6 +71,14 @@ DEPLOYMENTS: tuple[Deployment, ...] = (
         None,
         "router layout",
         "/hf-inference/models/{id}/... /v1/chat/completions /api/models/{id} and every route above",
+    ),
+    Deployment(
+        "sparse",
+        4,
+        "tei-sparse",
+        "sparse",
+        "TEI sparse embeddings",
+        "/embed_sparse /tokenize POST / /info",
     ),
 )
 

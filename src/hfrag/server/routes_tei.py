@@ -53,7 +53,8 @@ def tei_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
         kind = "reranker" if len(spec.labels) == 1 else "classifier"
         model_type: dict[str, Any] = {kind: {"id2label": id2label, "label2id": label2id}}
     else:
-        model_type = {"embedding": {"pooling": "mean" if spec.pooling else "none"}}
+        pooling = "splade" if spec.kind == "sparse" else "mean" if spec.pooling else "none"
+        model_type = {"embedding": {"pooling": pooling}}
     return {
         "model_id": spec.name,
         "model_sha": None,

@@ -6,7 +6,9 @@ decides):
 
 - :func:`model_for` wraps the hashing generator of a model whose id (its last path part) asks
   for reasoning: the model then writes ``<think>``, a fixed reasoning text
-  (:data:`REASONING_TEXT`, one token per word), ``</think>``, then its usual answer.
+  (:data:`REASONING_TEXT`, one token per word), ``</think>``, then its usual answer. With
+  ``tools`` or ``response_format`` it answers by its rule without reasoning (a real server's
+  parser takes the reasoning out before reading tool calls; this double does not model that).
 
   ================================  =======================================================
   id contains                       the chat route answers as
@@ -85,6 +87,9 @@ class ThinkingGenerator:
         return getattr(self.inner, name)
 
     def generate_tokens(self, prompt: str, params: GenerationParams) -> Iterator[str]:
+        if params.constraint is not None:  # tools or response_format: the rule's answer only
+            yield from self.inner.generate_tokens(prompt, params)
+            return
         yield OPEN_TAG
         yield from _PIECES.findall(REASONING_TEXT)
         yield CLOSE_TAG

@@ -19,6 +19,7 @@ from hfrag.tasks.generation import (
     collect,
 )
 from hfrag.tasks.rerank import RerankClient, RerankOptions, RerankResult
+from hfrag.tasks.structured import StructuredAnswer, StructuredOutputError, StructuredSpec
 from hfrag.tasks.text_generation import TextGenerationClient
 
 __all__ = [
@@ -35,6 +36,9 @@ __all__ = [
     "RerankClient",
     "RerankOptions",
     "RerankResult",
+    "StructuredAnswer",
+    "StructuredOutputError",
+    "StructuredSpec",
     "Target",
     "TaskClient",
     "TextDelta",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from typing_extensions import Unpack
 
-from hfrag.errors import ConfigurationError
+from hfrag.errors import ConfigurationError, InvalidRequestError, NotFoundError
 from hfrag.tasks.base import Connection
 from hfrag.tasks.chat_wire import (
     ChatStreamDecoder,
@@ -38,6 +38,15 @@ from hfrag.tasks.generation import (
     iter_chunks,
 )
 from hfrag.tasks.reasoning import outgoing_messages
+from hfrag.tasks.structured import (
+    FORMS,
+    Form,
+    StructuredAnswer,
+    StructuredSpec,
+    read_answer,
+    refuses,
+    with_instruction,
+)
 from hfrag.transport import Request
 
 __all__ = [
@@ -99,6 +108,7 @@ class ChatClient(LLMClient):
                 f"{response_format_style!r}"
             )
         self.response_format_style = response_format_style
+        self._structured_from = 0  # the first structured-output form worth trying here
 
     @property
     def url(self) -> str:
@@ -242,3 +252,73 @@ class ChatClient(LLMClient):
                 yield chunk
         finally:
             await chunks.aclose()
+
+    # -- structured output ------------------------------------------------------------------------
+
+    def structured(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        spec: StructuredSpec,
+        *,
+        form: Form | Literal["auto"] = "auto",
+        options: GenerationOptions | None = None,
+    ) -> StructuredAnswer:
+        """An answer matching ``spec.schema`` (see :mod:`hfrag.tasks.structured`).
+
+        Args:
+            messages: OpenAI-shaped messages.
+            spec: the JSON schema, its name and ``strict``.
+            form: ``"auto"`` tries ``json_schema``, then a forced tool call, then JSON-mode
+                prompting, each when the server refuses the one before (remembered); a form
+                named is the only one tried.
+            options: generation options for this call.
+
+        Returns:
+            The answer, the form used, the JSON text and the parsed object.
+
+        Raises:
+            StructuredOutputError: the answer is not a JSON object (``raw`` holds it).
+            InferenceError: the server failed, or refused every form.
+        """
+        checked, opts = check_messages(messages), self._options(None, options)
+        return self.run(self._structured(checked, spec, form, opts))
+
+    async def astructured(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        spec: StructuredSpec,
+        *,
+        form: Form | Literal["auto"] = "auto",
+        options: GenerationOptions | None = None,
+    ) -> StructuredAnswer:
+        """Async :meth:`structured`."""
+        checked, opts = check_messages(messages), self._options(None, options)
+        return await self.arun(self._structured(checked, spec, form, opts))
+
+    async def _structured(
+        self,
+        messages: list[dict[str, Any]],
+        spec: StructuredSpec,
+        form: Form | Literal["auto"],
+        opts: GenerationOptions,
+    ) -> StructuredAnswer:
+        if form != "auto" and form not in FORMS:
+            raise ConfigurationError(f"form must be 'auto' or one of {list(FORMS)}, got {form!r}")
+        forms = FORMS[self._structured_from :] if form == "auto" else (form,)
+        for i, current in enumerate(forms):
+            try:
+                if current == "json_schema":
+                    out = await self._achat(messages, None, None, spec.response_format(), opts)
+                elif current == "function_calling":
+                    out = await self._achat(messages, [spec.tool()], spec.name, None, opts)
+                else:
+                    out = await self._achat(
+                        with_instruction(messages, spec), None, None, None, opts
+                    )
+            except (InvalidRequestError, NotFoundError) as error:
+                if form != "auto" or i + 1 == len(forms) or not refuses(error, current):
+                    raise
+                self._structured_from = FORMS.index(forms[i + 1])
+                continue
+            return read_answer(out, current, spec)
+        raise AssertionError("unreachable: the last form returns or raises")

@@ -34,6 +34,7 @@ from hfrag.tasks.embedding_wire import (
     static_form,
 )
 from hfrag.tasks.inputs import check_text, check_texts
+from hfrag.tasks.lengths import LONG_INPUTS, LongInputs, check_lengths
 from hfrag.tasks.progress import ProgressCallback, progress_bar
 from hfrag.tasks.providers import ProviderMapping, check_provider
 from hfrag.tasks.vectors import Matrix, Pooling
@@ -80,6 +81,8 @@ class EmbeddingOptions:
     protocol: Protocol = "auto"
     encoding_format: EncodingFormat = "base64"
     hub_url: str | None = None
+    #: What to do with inputs longer than the endpoint's max_input_length (tasks/lengths.py).
+    long_inputs: LongInputs = "warn"
     #: ``progress(done, total)`` after every batch, for a UI other than tqdm.
     progress: ProgressCallback | None = None
 
@@ -102,6 +105,7 @@ class EmbeddingOptions:
                     raise ConfigurationError(f"{name} cannot be encoded as UTF-8") from None
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("encoding_format", self.encoding_format, ENCODINGS)
+        check_choice("long_inputs", self.long_inputs, LONG_INPUTS)
         check_provider(self.provider, self.provider_model)
         if self.hub_url is not None:
             check_url(self.hub_url, what="hub_url")
@@ -248,6 +252,15 @@ class EmbeddingsClient(TaskClient):
         url, form = route.url, route.form
         prefix = self.options.instruction(kind)
         limit = await self._batch_limit(batch_size)
+        await check_lengths(
+            self,
+            texts,
+            self.options.long_inputs,
+            truncate=self.options.truncate,
+            prompt_name=self.options.payload_options(kind).get("prompt_name"),
+            prefix=prefix,
+            max_concurrency=self.options.max_concurrency,
+        )
         out: list[Matrix] = []  # holds the (n, dim) result once the dimension is known
 
         async def send(start: int, stop: int) -> Matrix:

@@ -6,18 +6,32 @@ URL ending in ``/generate``, uses ``/generate`` and ``/generate_stream``; any ot
 chat completions, and if its chat route does not exist (404/405) text-generation at the URL as
 given. The choice is made once per client. An error names the other task only when neither form
 works. Stop sequences are trimmed here (TGI leaves them in ``generated_text``).
+
+A text-generation server that is not TGI (the router's hf-inference serving a model with the
+transformers pipeline, such as google/flan-t5-large or gpt2) refuses parameters its model does
+not take with 400 ``The following `model_kwargs` are not used by the model: ['stop', ...]``.
+The call is retried once without them and they are remembered for that URL (the client's
+model); a dropped ``stop`` still applies, as hfrag trims stop sequences itself. huggingface_hub
+does the same (``InferenceClient.text_generation``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+)
 from contextlib import closing
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from typing_extensions import Unpack
 
-from hfrag.errors import ConfigurationError, InferenceError, MalformedResponseError, NotFoundError
+from hfrag.errors import ConfigurationError, InferenceError, NotFoundError
 from hfrag.tasks.base import Connection
 from hfrag.tasks.chat_wire import (
     ChatStreamDecoder,
@@ -26,142 +40,27 @@ from hfrag.tasks.chat_wire import (
     chat_target_url,
     decode_chat,
     is_tgi_info,
-    normalize_finish,
 )
 from hfrag.tasks.generation import (
     Chunk,
     ChunkDecoder,
-    Finish,
     GenerationOptions,
     GenerationOutput,
     LLMClient,
-    StopTrimmer,
-    TextDelta,
-    Usage,
     aiter_chunks,
     check_prompt,
     iter_chunks,
-    stream_cut,
 )
-from hfrag.tasks.logprobs import LogprobsDelta, tgi_logprobs, tgi_token
-from hfrag.tasks.reasoning import ReasoningReader, split_think
+from hfrag.tasks.tgi_wire import TGIStreamDecoder, decode_tgi, tgi_body, unused_parameters
 from hfrag.transport import Request
-from hfrag.transport.urls import endpoint_route, model_url, redact_url
+from hfrag.transport.urls import endpoint_route, model_url
 
 __all__ = ["TGIStreamDecoder", "Task", "TextGenerationClient", "decode_tgi", "tgi_body"]
 
 Task = Literal["auto", "text-generation", "chat"]
 Wire = Literal["text-generation", "chat"]
 _CHAT_ONLY_HINTS = ("conversational", "not supported for task", "chat only", "chat-only")
-
-
-def tgi_body(prompt: str, options: GenerationOptions, stream: bool) -> dict[str, Any]:
-    """A text-generation body: ``{"inputs", "parameters", "stream"?}``."""
-    body: dict[str, Any] = {"inputs": prompt, "parameters": options.tgi_parameters()}
-    if stream:
-        body["stream"] = True
-    return body
-
-
-def _tgi_usage(details: Any, prompt_key: str = "input_length") -> Usage | None:
-    if not isinstance(details, Mapping):
-        return None
-    prompt = details.get(prompt_key)
-    generated = details.get("generated_tokens")
-    prompt = prompt if isinstance(prompt, int) and not isinstance(prompt, bool) else None
-    generated = (
-        generated if isinstance(generated, int) and not isinstance(generated, bool) else None
-    )
-    total = prompt + generated if prompt is not None and generated is not None else None
-    return Usage(prompt, generated, total)
-
-
-def decode_tgi(payload: Any, url: str, prompt: str, options: GenerationOptions) -> GenerationOutput:
-    """A ``/generate`` answer (``{"generated_text"}``, list-wrapped from ``POST /``)."""
-    item = payload[0] if isinstance(payload, list) and len(payload) == 1 else payload
-    text = item.get("generated_text") if isinstance(item, Mapping) else None
-    if not isinstance(text, str):
-        raise MalformedResponseError(
-            f"text-generation answer has no generated_text: {str(payload)[:200]!r}",
-            status=200,
-            url=redact_url(url),
-        )
-    prefix = ""
-    if options.return_full_text and text.startswith(prompt):
-        prefix, text = prompt, text[len(prompt) :]
-    details = item.get("details")
-    raw_reason = details.get("finish_reason") if isinstance(details, Mapping) else None
-    reasoning, text = split_think(text, options.split_reasoning)
-    return GenerationOutput(
-        text=prefix + StopTrimmer(options.stop).trim(text),
-        finish_reason=normalize_finish(raw_reason) or "stop",
-        usage=_tgi_usage(details),
-        raw_finish_reason=None if raw_reason is None else str(raw_reason),
-        raw=payload,
-        reasoning=reasoning,
-        logprobs=tgi_logprobs(details) if options.logprobs or options.top_logprobs else None,
-    )
-
-
-class TGIStreamDecoder:
-    """``/generate_stream`` events to chunks; the last event carries ``generated_text``."""
-
-    def __init__(
-        self,
-        url: str,
-        stop: tuple[str, ...],
-        prefix: str = "",
-        options: GenerationOptions | None = None,
-    ) -> None:
-        self._url = url
-        self._trim = StopTrimmer(stop)
-        self._prefix = prefix
-        self._finished = False
-        self._reasoning = ReasoningReader(options is None or options.split_reasoning)
-        self._logprobs = options is not None and bool(options.logprobs or options.top_logprobs)
-
-    def feed(self, payload: Any) -> list[Chunk]:
-        if not isinstance(payload, Mapping) or not isinstance(payload.get("token"), Mapping):
-            raise MalformedResponseError(
-                f"text-generation stream event has no token: {str(payload)[:200]!r}",
-                status=200,
-                url=redact_url(self._url),
-            )
-        out: list[Chunk] = []
-        if self._prefix:
-            out.append(TextDelta(self._prefix))
-            self._prefix = ""
-        if self._finished:
-            return out
-        token = payload["token"]
-        if not token.get("special") and isinstance(token.get("text"), str):
-            thoughts, answer = self._reasoning.feed({}, token["text"])
-            out.extend(thoughts)
-            text = self._trim.feed(answer)
-            if text:
-                out.append(TextDelta(text))
-            logprob = tgi_token(token, payload.get("top_tokens")) if self._logprobs else None
-            if logprob is not None:
-                out.append(LogprobsDelta((logprob,)))
-        if payload.get("generated_text") is not None or payload.get("details") is not None:
-            thoughts, answer = self._reasoning.flush()
-            out.extend(thoughts)
-            rest = self._trim.feed(answer) + self._trim.flush()
-            if rest:
-                out.append(TextDelta(rest))
-            details = payload.get("details")
-            raw = details.get("finish_reason") if isinstance(details, Mapping) else None
-            out.append(Finish(normalize_finish(raw) or "stop", None if raw is None else str(raw)))
-            usage = _tgi_usage(details)
-            if usage is not None:
-                out.append(usage)
-            self._finished = True
-        return out
-
-    def finish(self) -> list[Chunk]:
-        if not self._finished:
-            raise stream_cut(self._url, "no event carried generated_text")
-        return []
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -181,16 +80,17 @@ def _route_missing(error: InferenceError) -> bool:
 
 
 def _with_hint(error: InferenceError, hint: str) -> InferenceError:
-    clone = type(error)(
-        f"{error.message}; {hint}",
-        status=error.status,
-        error_type=error.error_type,
-        url=error.url,
-        retry_after=error.retry_after,
-        positions=error.positions,
-        body=error.body,
-    )
-    return clone
+    return error.replaced(message=f"{error.message}; {hint}")
+
+
+@dataclass
+class _Tries:
+    """Where one call stands: the route being tried, the chat route's failure once it fell back
+    to text-generation, and whether refused parameters were already dropped."""
+
+    route: _Route
+    first: InferenceError | None = None
+    dropped: bool = False
 
 
 class TextGenerationClient(LLMClient):
@@ -229,6 +129,8 @@ class TextGenerationClient(LLMClient):
             )
         self.task: Task = task
         self._route: _Route | None = None
+        # Parameters a non-TGI server refused, per text-generation URL (that is, per model).
+        self._refused: dict[str, frozenset[str]] = {}
 
     def _tgi_route(self, url: str | None = None) -> _Route:
         if self.target.model is not None:
@@ -287,7 +189,8 @@ class TextGenerationClient(LLMClient):
             body = chat_body(model, messages, opts, stream=stream)
             return Request(route.url, json=body, stream=stream)
         url = route.stream_url if stream else route.url
-        return Request(url, json=tgi_body(prompt, opts, stream), stream=stream)
+        drop = self._refused.get(route.url, frozenset())
+        return Request(url, json=tgi_body(prompt, opts, stream, drop), stream=stream)
 
     def _decoder(self, route: _Route, prompt: str, opts: GenerationOptions) -> ChunkDecoder:
         prefix = prompt if opts.return_full_text else ""
@@ -321,24 +224,46 @@ class TextGenerationClient(LLMClient):
             "URL: it must be a TGI, vLLM, llama.cpp or other OpenAI-compatible LLM server",
         )
 
+    def _next(self, tries: _Tries, error: InferenceError) -> None:
+        """Move ``tries`` to its next attempt after ``error``, or raise what the caller gets.
+
+        In order: a text-generation route that refused parameters is tried once more without
+        them (remembered for its URL); a chat route that does not exist falls back to its
+        text-generation route; otherwise the error, with a hint when the other task may help.
+        """
+        route = tries.route
+        refused = unused_parameters(error) if route.wire == "text-generation" else frozenset()
+        known = self._refused.get(route.url, frozenset())
+        if refused - known and not tries.dropped:
+            self._refused[route.url] = known | refused
+            tries.dropped = True
+            return
+        if tries.first is None and route.fallback is not None and _route_missing(error):
+            tries.first, tries.route = error, route.fallback
+            return
+        if tries.first is not None:
+            raise (self._neither(tries.first, error) if _route_missing(error) else error) from None
+        raise self._failed(route, error) from None
+
+    def _settle(self, tries: _Tries) -> None:
+        """Remember the route that answered (its fallback is no longer needed)."""
+        self._route = replace(tries.route, fallback=None)
+
+    async def _attempts(self, route: _Route, call: Callable[[_Route], Awaitable[T]]) -> T:
+        """``call`` on ``route``, then on what :meth:`_next` says, until one answers."""
+        tries = _Tries(route)
+        while True:
+            try:
+                out = await call(tries.route)
+            except InferenceError as error:
+                self._next(tries, error)
+                continue
+            self._settle(tries)
+            return out
+
     async def _generate(self, prompt: str, opts: GenerationOptions) -> GenerationOutput:
         route = await self._resolve()
-        try:
-            out = await self._once(route, prompt, opts)
-        except InferenceError as error:
-            if route.fallback is None or not _route_missing(error):
-                raise self._failed(route, error) from None
-            try:
-                out = await self._once(route.fallback, prompt, opts)
-            except InferenceError as second:
-                if _route_missing(second):
-                    raise self._neither(error, second) from None
-                raise
-            self._route = route.fallback
-            return out
-        if route.fallback is not None:
-            self._route = replace(route, fallback=None)
-        return out
+        return await self._attempts(route, lambda r: self._once(r, prompt, opts))
 
     def generate(
         self, prompt: str, *, stop: Any = None, options: GenerationOptions | None = None
@@ -378,17 +303,15 @@ class TextGenerationClient(LLMClient):
             raise
 
     def _iter(self, route: _Route, prompt: str, opts: GenerationOptions) -> Iterator[Chunk]:
-        try:
-            chunks, first = self._open(route, prompt, opts)
-        except InferenceError as error:
-            if route.fallback is None or not _route_missing(error):
-                raise self._failed(route, error) from None
+        tries = _Tries(route)
+        while True:  # the same sequence as _attempts, with the sync transport
             try:
-                chunks, first = self._open(route.fallback, prompt, opts)
-            except InferenceError as second:
-                raise self._neither(error, second) if _route_missing(second) else second from None
-            route = route.fallback
-        self._route = replace(route, fallback=None)
+                chunks, first = self._open(tries.route, prompt, opts)
+            except InferenceError as error:
+                self._next(tries, error)
+                continue
+            break
+        self._settle(tries)
         with closing(chunks):
             if first is not None:
                 yield first
@@ -414,17 +337,7 @@ class TextGenerationClient(LLMClient):
 
     async def _aiter(self, prompt: str, opts: GenerationOptions) -> AsyncIterator[Chunk]:
         route = await self.arun(self._resolve())
-        try:
-            chunks, first = await self._aopen(route, prompt, opts)
-        except InferenceError as error:
-            if route.fallback is None or not _route_missing(error):
-                raise self._failed(route, error) from None
-            try:
-                chunks, first = await self._aopen(route.fallback, prompt, opts)
-            except InferenceError as second:
-                raise self._neither(error, second) if _route_missing(second) else second from None
-            route = route.fallback
-        self._route = replace(route, fallback=None)
+        chunks, first = await self._attempts(route, lambda r: self._aopen(r, prompt, opts))
         try:
             if first is not None:
                 yield first
