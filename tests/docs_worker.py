@@ -22,10 +22,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from hfrag.server import ModelSpec, ServerConfig
-from hfrag.server.models_real import EMBED_MODEL, GENERATE_MODEL, RERANK_MODEL, real_models
-from hfrag.server.testing import ServerHandle
+from hfrag.server.models_real import real_models
+from hfrag.server.testing import DeploymentsHandle, serve_deployments
 
 HOST = "127.0.0.1"
+BASE_PORT = 8080
 #: The listeners ``hfrag serve --models real --port 8080`` prints, and what each serves.
 LISTENERS = {8080: "embed", 8081: "rerank", 8082: "generate"}
 ROUTER_PORT = 8083
@@ -40,7 +41,6 @@ ROUTER_MODELS = {
     "meta-llama/Llama-3.1-8B-Instruct": "generate",
     "HuggingFaceTB/SmolLM3-3B": "generate",
 }
-REAL = {"embed": EMBED_MODEL, "rerank": RERANK_MODEL, "generate": GENERATE_MODEL}
 ASYNC_WRAPPER = "async def __doc_block__():\n{body}    pass\n"
 
 
@@ -61,20 +61,11 @@ def router_models(real: list[ModelSpec]) -> list[ModelSpec]:
 
 
 @contextlib.contextmanager
-def listeners() -> Iterator[dict[int, ServerHandle]]:
-    """One server per documented listener, on its documented port."""
-    real = real_models()
-    by_kind = {spec.kind: spec for spec in real}
-    configs = {port: ServerConfig(models=[by_kind[kind]]) for port, kind in LISTENERS.items()}
-    configs[ROUTER_PORT] = ServerConfig(models=router_models(real))
-    handles: dict[int, ServerHandle] = {}
-    try:
-        for port, config in configs.items():
-            handles[port] = ServerHandle(config, host=HOST, port=port).start()
-        yield handles
-    finally:
-        for handle in handles.values():
-            handle.stop()
+def listeners() -> Iterator[DeploymentsHandle]:
+    """``hfrag serve --models real --port 8080``'s layout, with the examples' ids on the router."""
+    config = ServerConfig(models=router_models(real_models()))
+    with serve_deployments(config, port=BASE_PORT) as handle:
+        yield handle
 
 
 def reset_frameworks() -> None:

@@ -139,6 +139,8 @@ class EmbeddingsClient(TaskClient):
                                   options=EmbeddingOptions(provider="auto"))
     """
 
+    task_kind = "embeddings"
+
     def __init__(
         self,
         model: str | None = None,
