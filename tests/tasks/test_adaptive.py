@@ -73,7 +73,7 @@ def test_rising_latency_holds_the_limit_down_without_any_429(srv: ServerHandle) 
     client = EmbeddingsClient(endpoint_url=srv.url)
     client.embed(TEXTS)
     assert srv.counters.total(status=429) == 0
-    assert budget_of(srv).limit.limit <= 8  # type: ignore[attr-defined]
+    assert budget_of(srv).limit.limit <= 16  # type: ignore[attr-defined]  (slow start: 64)
     assert srv.counters.max_open <= 16  # slow start overshoots a little, far below 64
 
 

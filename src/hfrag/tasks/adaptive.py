@@ -21,9 +21,11 @@ The rules, applied to every answered request (a *sample*):
   answers never take it below half of what it was when the round trip began (TCP's one halving
   per round trip: a burst of refusals is one event, not twenty);
 - **back off on rising latency**: ``gradient = tolerance * baseline / recent``, where
-  ``baseline`` is the lowest latency of the last ``window`` to ``2 * window`` samples (a minimum
-  with expiry, as TCP Vegas and BBR keep it: an endpoint that became slower is re-learned within
-  a window) and ``recent`` an exponential average of the latencies (weight ``smoothing``); when
+  ``recent`` is an exponential average of the latencies (weight ``smoothing``) and ``baseline``
+  the lowest value ``recent`` took in the last ``window`` to ``2 * window`` samples (a minimum
+  with expiry, as TCP Vegas and BBR keep one: an endpoint that became slower is re-learned within
+  a window; the minimum of the average, not of single answers, so one lucky answer does not make
+  every later one look slow); when
   the gradient is below 1 the limit is multiplied by it, never by less than 0.5
   (``Gradient2Limit``'s clamp). ``tolerance`` is 2: latency may double before it counts as
   rising, since a CPU-bound server doubles its latency between one and two requests in flight
@@ -115,7 +117,7 @@ class AdaptiveLimit:
             if self.recent is None
             else self.smoothing * latency + (1 - self.smoothing) * self.recent
         )
-        self._minima[0] = min(self._minima[0], latency)
+        self._minima[0] = min(self._minima[0], self.recent)
         self._samples += 1
         if self._samples % self.window == 0:
             self._minima = [math.inf, self._minima[0]]
