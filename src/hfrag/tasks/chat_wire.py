@@ -209,7 +209,13 @@ def _tool_calls(value: Any, url: str) -> tuple[ToolCall, ...]:
         arguments, raw = parse_arguments(function.get("arguments"))
         call_id = call.get("id")
         calls.append(
-            ToolCall(str(call_id) if call_id else f"call_{i}", function["name"], arguments, raw)
+            # TGI 1.4 sends the integer 0: an id, not a missing one.
+            ToolCall(
+                f"call_{i}" if call_id is None or call_id == "" else str(call_id),
+                function["name"],
+                arguments,
+                raw,
+            )
         )
     return tuple(calls)
 
@@ -231,11 +237,15 @@ def decode_chat(
     text = StopTrimmer(stop).trim(content)
     raw_reason = choices[0].get("finish_reason")
     model = payload.get("model")
+    calls = _tool_calls(message.get("tool_calls"), url)
+    finish = normalize_finish(raw_reason)
+    if calls and finish == "stop":  # TGI ends a tool call with stop/eos_token: OpenAI's tool_calls
+        finish = "tool_calls"
     return GenerationOutput(
         text=prefix + text,
-        finish_reason=normalize_finish(raw_reason),
+        finish_reason=finish,
         usage=decode_usage(payload.get("usage")),
-        tool_calls=_tool_calls(message.get("tool_calls"), url),
+        tool_calls=calls,
         model=model if isinstance(model, str) else None,
         raw_finish_reason=None if raw_reason is None else str(raw_reason),
         raw=payload,
