@@ -43,6 +43,7 @@ from typing_extensions import Self
 
 from hfrag._fields.migration import configuration_error, field_names, migrate
 from hfrag.tasks import TaskClient, transport_config
+from hfrag.tasks.engine import check_rate_limiter
 from hfrag.transport import Secret
 from hfrag.transport.redaction import sensitive_headers, url_secrets
 from hfrag.transport.urls import redact_url
@@ -283,6 +284,11 @@ class InferenceFields(BaseModel):
             values.append(value)
         return tuple(values)
 
+    def _request_rate_limiter(self) -> Any:
+        """The rate limiter the task client acquires before each request (None here; the
+        LangChain embedding and rerank classes give their ``rate_limiter`` field)."""
+        return None
+
     def _cached_client(self, owner: type[BaseModel], build: Callable[[], C]) -> C:
         """The task client of ``owner``'s fields: built once, rebuilt after a field changes."""
         key = self._settings_key(owner)
@@ -292,6 +298,8 @@ class InferenceFields(BaseModel):
                 stale.close()  # its pooled connections would otherwise linger
             self._client_key = key
         client: C = self._client
+        if hasattr(client, "rate_limiter"):  # a field of its own: read on every use
+            client.rate_limiter = check_rate_limiter(self._request_rate_limiter())
         return client
 
     def _target_name(self) -> str:

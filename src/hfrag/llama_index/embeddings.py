@@ -23,6 +23,7 @@ from typing_extensions import Self
 
 from hfrag._fields import ADAPTER_CONFIG, EmbeddingFields
 from hfrag.errors import ConfigurationError
+from hfrag.tasks.engine import AUTO, DEFAULT_BATCH
 from hfrag.tasks.inputs import check_texts
 from hfrag.tasks.vectors import Matrix
 
@@ -71,7 +72,7 @@ class HuggingFaceInferenceEmbedding(EmbeddingFields, BaseEmbedding):
     @model_validator(mode="after")
     def _sync_names(self) -> Self:
         given = [name for name in _BATCH_FIELDS if name in self.model_fields_set]
-        if len(given) == 2 and self.batch_size != self.embed_batch_size:
+        if len(given) == 2 and self.batch_size != self.embed_batch_size and self.batch_size != AUTO:
             raise ConfigurationError(
                 f"batch_size={self.batch_size} and embed_batch_size={self.embed_batch_size} "
                 "disagree; they are the same setting: give one"
@@ -85,8 +86,11 @@ class HuggingFaceInferenceEmbedding(EmbeddingFields, BaseEmbedding):
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _BATCH_FIELDS:  # keep the two names of one setting in step
-            for field in _BATCH_FIELDS:
-                super().__setattr__(field, value)
+            # LlamaIndex's embed_batch_size is a number: with batch_size="auto" it shows the
+            # size used when the endpoint says nothing (hfrag's default, not LlamaIndex's 10).
+            shown = DEFAULT_BATCH if value == AUTO else value
+            super().__setattr__("batch_size", value)
+            super().__setattr__("embed_batch_size", shown)
             return
         super().__setattr__(name, value)
 
@@ -104,9 +108,7 @@ class HuggingFaceInferenceEmbedding(EmbeddingFields, BaseEmbedding):
 
     def _get_text_embeddings(self, texts: list[str], bar: bool | None = None) -> list[Embedding]:
         client = self.embeddings_client()
-        matrix = client.embed(
-            texts, kind="document", batch_size=self.embed_batch_size, show_progress=bar
-        )
+        matrix = client.embed(texts, kind="document", batch_size=self.batch_size, show_progress=bar)
         return _rows(matrix)
 
     async def _aget_text_embeddings(
@@ -114,7 +116,7 @@ class HuggingFaceInferenceEmbedding(EmbeddingFields, BaseEmbedding):
     ) -> list[Embedding]:
         client = self.embeddings_client()
         matrix = await client.aembed(
-            texts, kind="document", batch_size=self.embed_batch_size, show_progress=bar
+            texts, kind="document", batch_size=self.batch_size, show_progress=bar
         )
         return _rows(matrix)
 

@@ -15,13 +15,13 @@ import asyncio
 import copy
 import logging
 import os
-from collections.abc import Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, TypedDict, TypeVar
 
 from typing_extensions import Self
 
-from hfrag.errors import ConfigurationError, InferenceError
+from hfrag.errors import ConfigurationError, HfragError, InferenceError
 from hfrag.tasks.served import Task, name_the_cause
 from hfrag.transport import (
     AsyncTransport,
@@ -30,6 +30,7 @@ from hfrag.transport import (
     Secret,
     SyncTransport,
     TransportConfig,
+    redaction,
     run_async,
     run_sync,
 )
@@ -223,11 +224,47 @@ class TaskClient:
     def run(self, call: Coroutine[Any, Any, T]) -> T:
         """Run one public call to completion from blocking code (any thread, even inside a
         running event loop): every sync method of a task client goes through here."""
-        return run_sync(self._bounded(call))
+        try:
+            return run_sync(self._bounded(call))
+        except HfragError as error:
+            raise self.scrubbed(error) from None
 
     async def arun(self, call: Coroutine[Any, Any, T]) -> T:
         """Await one public call from any event loop: every async method goes through here."""
-        return await run_async(self._bounded(call))
+        try:
+            return await run_async(self._bounded(call))
+        except HfragError as error:
+            raise self.scrubbed(error) from None
+
+    def iterate(self, items: Iterator[T]) -> Iterator[T]:
+        """A public stream: ``items``, its errors scrubbed as :meth:`run`'s; closing it closes
+        ``items``. Every sync stream of a task client goes through here."""
+        try:
+            yield from items
+        except HfragError as error:
+            raise self.scrubbed(error) from None
+
+    async def aiterate(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
+        """Async :meth:`iterate`: every async stream of a task client goes through here."""
+        try:
+            async for item in items:
+                yield item
+        except HfragError as error:
+            raise self.scrubbed(error) from None
+        finally:
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def scrubbed(self, error: HfragError) -> HfragError:
+        """``error`` without any credential this client holds or sent: the one place an error
+        leaving hfrag is cleaned, so no decoder that quotes a server's answer can leak a token
+        the server echoed (the transport cleans its own errors too)."""
+        secrets = [*self.config.secrets(), *redaction.held()]
+        for url in (self.target.endpoint_url, self.target.router_url):
+            if url:
+                secrets += redaction.url_secrets(url)
+        return redaction.scrub_exception(error, secrets)
 
     async def _bounded(self, call: Coroutine[Any, Any, T]) -> T:
         """``call`` within the whole-call deadline (on hfrag's loop, where the drivers read it)."""

@@ -28,7 +28,7 @@ The API of the LLM task clients (stable names; both frameworks' adapters build o
     Chunk = TextDelta(text) | ReasoningDelta(text) | ToolCallDelta(index, id, name, arguments)
           | LogprobsDelta(tokens: tuple[TokenLogprob, ...])
           | Finish(reason, raw_reason, model)
-          | Usage(prompt_tokens, completion_tokens, total_tokens)
+          | Usage(prompt_tokens, completion_tokens, total_tokens, reasoning_tokens)
     GenerationOutput(text, finish_reason, usage, tool_calls: tuple[ToolCall, ...], model,
                      raw_finish_reason, raw, reasoning: str | None,
                      logprobs: tuple[TokenLogprob, ...] | None)
@@ -77,6 +77,7 @@ from hfrag.tasks.generation_options import RESERVED_KEYS, GenerationOptions, che
 from hfrag.tasks.logprobs import LogprobsDelta, TokenLogprob
 from hfrag.tasks.reasoning import ReasoningDelta
 from hfrag.transport import AsyncTransport, Request, SyncTransport
+from hfrag.transport.sse import DONE
 from hfrag.transport.urls import redact_url
 
 __all__ = [
@@ -139,11 +140,13 @@ class Finish:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts the server reported (None where it did not say)."""
+    """Token counts the server reported (None where it did not say); ``reasoning_tokens`` is
+    the part of ``completion_tokens`` a reasoning model spent reasoning."""
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 Chunk = TextDelta | ReasoningDelta | ToolCallDelta | LogprobsDelta | Finish | Usage
@@ -351,11 +354,16 @@ class StopTrimmer:
 
 class ChunkDecoder(Protocol):
     """Turns one wire form's event payloads into chunks; ``finish`` checks the stream ended
-    where the protocol says an answer ends (else the stream was cut)."""
+    where the protocol says an answer ends (else the stream was cut), ``done`` telling whether
+    it ended with ``data: [DONE]``; ``complete`` is true once the answer is whole (the stream is
+    then closed without waiting for the server to end it)."""
+
+    @property
+    def complete(self) -> bool: ...
 
     def feed(self, payload: Any) -> list[Chunk]: ...
 
-    def finish(self) -> list[Chunk]: ...
+    def finish(self, done: bool = False) -> list[Chunk]: ...
 
 
 def stream_cut(url: str, what: str) -> InferenceConnectionError:
@@ -377,11 +385,17 @@ def iter_chunks(
     thread) because each event then costs no thread hop, and an abandoned iterator closes its
     response synchronously in its ``finally`` instead of waiting for a loop to run a finaliser.
     """
-    events = cast(Generator[Any, None, None], transport.stream(request))
+    events = cast(Generator[Any, None, None], transport.stream(request, mark_done=True))
     try:
+        done = False
         for payload in events:
+            if payload is DONE:
+                done = True
+                break
             yield from decoder.feed(payload)
-        yield from decoder.finish()
+            if decoder.complete:
+                break
+        yield from decoder.finish(done)
     finally:
         events.close()
 
@@ -390,12 +404,18 @@ async def aiter_chunks(
     transport: AsyncTransport, request: Request, decoder: ChunkDecoder
 ) -> AsyncGenerator[Chunk, None]:
     """Chunks of a stream over the async driver; ``aclose()`` closes the connection."""
-    events = transport.stream(request)
+    events = transport.stream(request, mark_done=True)
     try:
+        done = False
         async for payload in events:
+            if payload is DONE:
+                done = True
+                break
             for chunk in decoder.feed(payload):
                 yield chunk
-        for chunk in decoder.finish():
+            if decoder.complete:
+                break
+        for chunk in decoder.finish(done):
             yield chunk
     finally:
         await events.aclose()  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ from hfrag.errors import ConfigurationError, InferenceError, InputError
 from hfrag.tasks.base import Connection, TaskClient, connect
 from hfrag.tasks.batching import run_batches
 from hfrag.tasks.embeddings import check_texts
+from hfrag.tasks.engine import RateLimiter
 from hfrag.tasks.rerank_forms import (
     WIRE_FORMS,
     RerankOptions,
@@ -160,7 +161,7 @@ class RerankClient(TaskClient):
     task_kind = "reranking"
 
     # The chosen wire form and the probe it came from belong to this object: a copy decides anew.
-    _transient = (*TaskClient._transient, "_info", "_form")
+    _transient = (*TaskClient._transient, "_info", "_form", "rate_limiter")
 
     def __init__(
         self,
@@ -185,6 +186,8 @@ class RerankClient(TaskClient):
         super().__init__(target, config)
         self._form: tuple[WireForm, str] | None = None
         self._labels: set[str] = set()  # every label the server's answers named
+        #: Acquired before every request (LangChain's ``BaseRateLimiter``); not copied.
+        self.rate_limiter: RateLimiter | None = None
 
     @property
     def protocol(self) -> str | None:
@@ -320,7 +323,14 @@ class RerankClient(TaskClient):
             scores[start:stop] = batch
 
         try:
-            await run_batches(len(docs), limit, self.options.max_concurrency, send, collect)
+            await run_batches(
+                len(docs),
+                limit,
+                self.options.max_concurrency,
+                send,
+                collect,
+                rate_limiter=self.rate_limiter,
+            )
         except InferenceError as error:
             # Positions among the documents sent, mapped back to the caller's.
             raise error.with_positions([kept[i] for i in error.positions or ()]) from error

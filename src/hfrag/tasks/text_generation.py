@@ -33,8 +33,8 @@ from typing_extensions import Unpack
 
 from hfrag.errors import ConfigurationError, InferenceError, NotFoundError
 from hfrag.tasks.base import Connection
+from hfrag.tasks.chat_stream import ChatStreamDecoder
 from hfrag.tasks.chat_wire import (
-    ChatStreamDecoder,
     chat_body,
     chat_model_field,
     chat_target_url,
@@ -287,7 +287,7 @@ class TextGenerationClient(LLMClient):
         """The answer as it is generated; closing the iterator closes the connection."""
         text, opts = check_prompt(prompt), self._options(stop, options)
         route = self.run(self._resolve())
-        return self._iter(route, text, opts)
+        return self.iterate(self._iter(route, text, opts))
 
     def _open(
         self, route: _Route, prompt: str, opts: GenerationOptions
@@ -322,7 +322,7 @@ class TextGenerationClient(LLMClient):
     ) -> AsyncIterator[Chunk]:
         """Async :meth:`stream`; ``aclose()`` closes the connection."""
         text, opts = check_prompt(prompt), self._options(stop, options)
-        return self._aiter(text, opts)
+        return self.aiterate(self._aiter(text, opts))
 
     async def _aopen(
         self, route: _Route, prompt: str, opts: GenerationOptions
