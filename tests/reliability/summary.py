@@ -70,6 +70,10 @@ ROWS = (
         ("lc.HuggingFaceInferenceEmbeddings", "li.HuggingFaceInferenceEmbedding"),
     ),
     Row(
+        "A token echoed into each decoder's error (embeddings, rerank, generation, streams)",
+        ("test_every_class_echoed_tokens",),
+    ),
+    Row(
         "Streams: a JSON answer, a held-open complete stream, cancellation mid-stream, tool-call "
         "deltas with shared indexes, odd event streams",
         ("test_every_class_streams",),

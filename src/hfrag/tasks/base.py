@@ -15,13 +15,14 @@ import asyncio
 import copy
 import logging
 import os
-from collections.abc import Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, TypedDict, TypeVar
 
 from typing_extensions import Self
 
-from hfrag.errors import ConfigurationError, InferenceError
+from hfrag.errors import ConfigurationError, HfragError, InferenceError
+from hfrag.tasks.served import Task, name_the_cause
 from hfrag.transport import (
     AsyncTransport,
     Request,
@@ -29,6 +30,7 @@ from hfrag.transport import (
     Secret,
     SyncTransport,
     TransportConfig,
+    redaction,
     run_async,
     run_sync,
 )
@@ -188,6 +190,8 @@ class TaskClient:
     #: Attributes holding live resources (pools, loop-bound tasks): never copied or pickled,
     #: rebuilt on first use. A subclass with more of them extends this tuple.
     _transient: ClassVar[tuple[str, ...]] = ("_sync", "_async", "_info_probe")
+    #: The task this client does: an error from a server of another task names what it serves.
+    task_kind: ClassVar[Task | None] = None
 
     def __init__(self, target: Target, config: TransportConfig) -> None:
         self.target = target
@@ -220,14 +224,59 @@ class TaskClient:
     def run(self, call: Coroutine[Any, Any, T]) -> T:
         """Run one public call to completion from blocking code (any thread, even inside a
         running event loop): every sync method of a task client goes through here."""
-        return run_sync(self._bounded(call))
+        try:
+            return run_sync(self._bounded(call))
+        except HfragError as error:
+            raise self.scrubbed(error) from None
 
     async def arun(self, call: Coroutine[Any, Any, T]) -> T:
         """Await one public call from any event loop: every async method goes through here."""
-        return await run_async(self._bounded(call))
+        try:
+            return await run_async(self._bounded(call))
+        except HfragError as error:
+            raise self.scrubbed(error) from None
+
+    def iterate(self, items: Iterator[T]) -> Iterator[T]:
+        """A public stream: ``items``, its errors scrubbed as :meth:`run`'s; closing it closes
+        ``items``. Every sync stream of a task client goes through here."""
+        try:
+            yield from items
+        except HfragError as error:
+            raise self.scrubbed(error) from None
+
+    async def aiterate(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
+        """Async :meth:`iterate`: every async stream of a task client goes through here."""
+        try:
+            async for item in items:
+                yield item
+        except HfragError as error:
+            raise self.scrubbed(error) from None
+        finally:
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def scrubbed(self, error: HfragError) -> HfragError:
+        """``error`` without any credential this client holds or sent: the one place an error
+        leaving hfrag is cleaned, so no decoder that quotes a server's answer can leak a token
+        the server echoed (the transport cleans its own errors too)."""
+        secrets = [*self.config.secrets(), *redaction.held()]
+        for url in (self.target.endpoint_url, self.target.router_url):
+            if url:
+                secrets += redaction.url_secrets(url)
+        return redaction.scrub_exception(error, secrets)
 
     async def _bounded(self, call: Coroutine[Any, Any, T]) -> T:
         """``call`` within the whole-call deadline (on hfrag's loop, where the drivers read it)."""
+        try:
+            return await self._within_deadline(call)
+        except InferenceError as error:
+            named = await name_the_cause(self, error)
+            if named is error:
+                raise
+            raise named from error
+
+    async def _within_deadline(self, call: Coroutine[Any, Any, T]) -> T:
         deadline = self.config.retry.deadline
         with deadline_scope(deadline) as end:
             left = remaining(end)

@@ -287,7 +287,7 @@ class TextGenerationClient(LLMClient):
         """The answer as it is generated; closing the iterator closes the connection."""
         text, opts = check_prompt(prompt), self._options(stop, options)
         route = self.run(self._resolve())
-        return self._iter(route, text, opts)
+        return self.iterate(self._iter(route, text, opts))
 
     def _open(
         self, route: _Route, prompt: str, opts: GenerationOptions
@@ -322,7 +322,7 @@ class TextGenerationClient(LLMClient):
     ) -> AsyncIterator[Chunk]:
         """Async :meth:`stream`; ``aclose()`` closes the connection."""
         text, opts = check_prompt(prompt), self._options(stop, options)
-        return self._aiter(text, opts)
+        return self.aiterate(self._aiter(text, opts))
 
     async def _aopen(
         self, route: _Route, prompt: str, opts: GenerationOptions
