@@ -22,6 +22,7 @@ from typing import Any, ClassVar, TypedDict, TypeVar, cast
 from typing_extensions import Self
 
 from hfrag.errors import ConfigurationError, HfragError, InferenceError
+from hfrag.tasks.served import Task, name_the_cause
 from hfrag.tasks.wire_choice import WireChoice, expiry_after, fresh
 from hfrag.transport import (
     AsyncTransport,
@@ -190,6 +191,8 @@ class TaskClient:
     #: Attributes holding live resources (pools, loop-bound tasks): never copied or pickled,
     #: rebuilt on first use. A subclass with more of them extends this tuple.
     _transient: ClassVar[tuple[str, ...]] = ("_sync", "_async", "_info_probe")
+    #: The task this client does: an error from a server of another task names what it serves.
+    task_kind: ClassVar[Task | None] = None
 
     def __init__(self, target: Target, config: TransportConfig) -> None:
         self.target = target
@@ -268,6 +271,15 @@ class TaskClient:
 
     async def _bounded(self, call: Coroutine[Any, Any, T]) -> T:
         """``call`` within the whole-call deadline (on hfrag's loop, where the drivers read it)."""
+        try:
+            return await self._within_deadline(call)
+        except InferenceError as error:
+            named = await name_the_cause(self, error)
+            if named is error:
+                raise
+            raise named from error
+
+    async def _within_deadline(self, call: Coroutine[Any, Any, T]) -> T:
         deadline = self.config.retry.deadline
         with deadline_scope(deadline) as end:
             left = remaining(end)

@@ -75,7 +75,7 @@ class EmbeddingOptions:
     max_concurrency: Size = "auto"
     concurrency_ceiling: int = DEFAULT_CEILING
     #: Seconds a query waits to be joined with concurrent ones while one is in flight; 0: never.
-    coalesce_window: float = 0.005
+    coalesce_window: float = 0.002
     normalize: bool | None = None
     truncate: bool | None = True
     truncation_direction: Literal["left", "right"] | None = None
@@ -152,6 +152,7 @@ class EmbeddingsClient(TaskClient):
                                   options=EmbeddingOptions(provider="auto"))
     """
 
+    task_kind = "embeddings"
     _transient: ClassVar[tuple[str, ...]] = (*TaskClient._transient, "_coalescer", "rate_limiter")
 
     def __init__(

@@ -161,6 +161,8 @@ class RerankClient(TaskClient):
         client.rerank("where is paris?", docs, top_n=3)    # [RerankResult(index, score), ...]
     """
 
+    task_kind = "reranking"
+
     # The chosen wire form and the probe it came from belong to this object: a copy decides anew.
     _transient = (*TaskClient._transient, "_info", "_form", "rate_limiter")
 
