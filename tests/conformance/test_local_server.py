@@ -70,3 +70,29 @@ def test_a_pipeline_model_refuses_parameters_as_the_router_does(
     )
     assert isinstance(client.generate("How are you today?").text, str)
     assert srv.counters.bodies[-1]["parameters"].keys().isdisjoint(refused)
+
+
+def test_a_stream_from_a_pipeline_model_is_retried_without_the_refused_parameters(
+    make_server: Callable[..., ServerHandle],
+) -> None:
+    refused = ("return_full_text", "stop", "details")
+    config = ServerConfig()
+    models = [
+        dataclasses.replace(m, name="t/pipeline-gen", unused_kwargs=refused)
+        if m.kind == "generate"
+        else m
+        for m in config.models
+    ]
+    srv = make_server(dataclasses.replace(config, models=models))
+    client = TextGenerationClient(
+        model="t/pipeline-gen",
+        router_url=srv.url,
+        task="text-generation",
+        options=GenerationOptions(max_new_tokens=5, stop=["zzz"]),
+    )
+    chunks = list(client.stream("How are you today?"))
+    assert chunks  # the retried stream answered
+    first, retry = srv.counters.bodies[-2:]
+    assert set(refused) <= first["parameters"].keys()
+    assert retry["parameters"].keys().isdisjoint(refused)
+    assert retry["stream"] is True
