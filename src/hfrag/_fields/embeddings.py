@@ -127,6 +127,14 @@ class EmbeddingFields(InferenceFields):
         ),
     )
 
+    long_inputs: Literal["warn", "error", "ignore"] = Field(
+        default=_OPTIONS.long_inputs,
+        description=(
+            "Inputs longer than the endpoint's max_input_length: 'warn' (one warning per call "
+            "naming them), 'error' (InputError before sending) or 'ignore'."
+        ),
+    )
+
     @model_validator(mode="after")
     def _build_client_now(self) -> Self:
         self.embeddings_client()  # raises ConfigurationError (a ValueError) for bad settings
@@ -156,6 +164,7 @@ class EmbeddingFields(InferenceFields):
             protocol=self.protocol,
             encoding_format=self.encoding_format,
             hub_url=self.hub_url,
+            long_inputs=self.long_inputs,
             progress=self.progress,
         )
         return EmbeddingsClient(**self._connection(), options=options)
