@@ -95,7 +95,7 @@ def test_migrated_settings_reach_the_server(adapter: Any, server: ServerHandle) 
         ({"model": "a/b", "task": "text-generation"}, "task='text-generation' does not apply"),
         ({"model": "a/b", "auth_token": lambda: KEY}, "auth_token as a callable"),
         ({"model": "a/b", "batchsize": 3}, "did you mean batch_size="),
-        ({"model": "a/b", "batch_size": "many"}, "batch_size: Input should be a valid integer"),
+        ({"model": "a/b", "batch_size": "many"}, "batch_size.int: Input should be a valid integer"),
         ({"model": "a/b", "batch_size": 0}, "batch_size must be >= 1"),
         ({}, "neither was given"),
     ],

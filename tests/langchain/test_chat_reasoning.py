@@ -139,3 +139,21 @@ def test_a_text_only_model_refusing_an_image_is_a_typed_error(srv: ServerHandle)
     assert caught.value.status == 400
     sent = srv.counters.bodies[-1]["messages"][0]["content"][1]
     assert sent == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+
+
+def test_reasoning_settings_are_checked_at_construction() -> None:
+    from hfrag.llama_index import HuggingFaceInferenceLLM as LlamaIndexLLM
+
+    for cls in (ChatHuggingFaceInference, HuggingFaceInferenceLLM, LlamaIndexLLM):
+        with pytest.raises(ValueError, match="reasoning_effort must be one of"):
+            cls(model=REASONING, reasoning_effort="max")
+        with pytest.raises(ValueError, match="top_logprobs"):
+            cls(model=REASONING, top_logprobs=50)
+
+
+def test_llm_class_on_the_router_reads_the_reasoning_field(srv: ServerHandle) -> None:
+    llm = HuggingFaceInferenceLLM(model=REASONING, router_url=srv.url, reasoning_effort="high")
+    generation = llm.generate([PROMPT]).generations[0][0]
+    assert generation.text == ANSWER
+    assert (generation.generation_info or {})["reasoning_content"] == REASONING_TEXT
+    assert srv.counters.bodies[-1]["reasoning_effort"] == "high"

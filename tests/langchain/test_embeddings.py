@@ -114,7 +114,7 @@ def test_defaults_are_the_task_clients() -> None:
     client = emb.embeddings_client()
     assert isinstance(client, EmbeddingsClient)
     assert client.options == EmbeddingOptions()
-    assert (emb.batch_size, emb.max_concurrency, emb.truncate) == (32, 4, True)
+    assert (emb.batch_size, emb.max_concurrency, emb.truncate) == ("auto", "auto", True)
     reference = EmbeddingsClient(model="org/model")
     assert client.config == reference.config
 

@@ -12,6 +12,8 @@ The deterministic generator answers tool calls and structured output by the rule
   ``httpx.get``; the model under test is not touched). The extractive generator ignores images,
   so this shows the wire works, not that a model saw the picture; that the images arrive as
   ``image_url`` parts is checked in ``test_chat_models.py`` and ``test_chat_reasoning.py``.
+- usage details: ``reasoning_output`` on (a reasoning model of the local server reports
+  ``completion_tokens_details.reasoning_tokens``); the others (audio, cache) are not served.
 - images in tool messages: off (chat completions carry images in user messages only).
 - audio, PDF and Anthropic-style inputs: off (the suite's defaults): chat completions servers
   take none of them.
@@ -21,17 +23,17 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 
 import httpx
 import pytest
+from langchain_core.messages import AIMessage
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from hfrag.langchain import ChatHuggingFaceInference
-from hfrag.server.testing import ServerHandle
-from tests.llm import LLAMA, SMOL, llm_server
-
-__all__ = ["llm_server"]  # a fixture
+from hfrag.server.testing import serve_in_thread
+from tests.llm import LLAMA, REASONING, SMOL, traits_config
 
 
 class TestChatRouterIntegration(ChatModelIntegrationTests):
@@ -60,6 +62,20 @@ class TestChatRouterIntegration(ChatModelIntegrationTests):
     @property
     def model_override_value(self) -> str:
         return SMOL
+
+    @property
+    def supported_usage_metadata_details(self) -> dict[str, list[Any]]:
+        return {"invoke": ["reasoning_output"], "stream": ["reasoning_output"]}
+
+    def invoke_with_reasoning_output(self, *, stream: bool = False) -> AIMessage:
+        """A reasoning model of the local server (it reports ``reasoning_tokens``)."""
+        model = ChatHuggingFaceInference(model=REASONING, router_url=self.url)
+        if not stream:
+            return cast(AIMessage, model.invoke("Where is Paris?"))
+        merged: Any = None
+        for chunk in model.stream("Where is Paris?"):
+            merged = chunk if merged is None else merged + chunk
+        return cast(AIMessage, merged)
 
     @property
     def supports_image_inputs(self) -> bool:
@@ -107,5 +123,8 @@ def _no_image_download(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _point_at_server(llm_server: ServerHandle) -> None:
-    TestChatRouterIntegration.url = llm_server.url
+def _point_at_server() -> Iterator[None]:
+    # The README's LLM ids (LLAMA primary, so /info is TGI's) and the reasoning models.
+    with serve_in_thread(traits_config(primary=LLAMA)) as srv:
+        TestChatRouterIntegration.url = srv.url
+        yield

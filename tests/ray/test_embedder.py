@@ -141,7 +141,7 @@ def test_settings_are_the_adapters_with_their_defaults(server):
     embedder = Embedder(endpoint_url=server.url, api_key=TOKEN, normalize=False, timeout=7)
     client = embedder.client
     assert client.options.normalize is False
-    assert client.options.batch_size == 32  # the client's default, declared once there
+    assert client.options.batch_size == "auto"  # the client's default, declared once there
     assert client.config.timeout == 7
     assert client.config.token == Secret(TOKEN)
     assert TOKEN not in repr(embedder)
@@ -251,7 +251,7 @@ def test_an_embedder_pickles_into_a_working_copy_without_a_string_token(server):
         (8, 3, None, 3, 1),
         (1, 16, None, 1, 16),
         (4, 64, 8, 4, 8),
-        (3, None, None, 3, 4),
+        (3, None, None, 3, 64),  # unknown capacity: each adaptive worker up to the ceiling
         (3, None, 10, 3, 10),
     ],
 )

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from hfrag.errors import ConfigurationError, InvalidRequestError
-from hfrag.server.testing import ServerHandle
+from hfrag.server.testing import CannedResponse, ServerHandle
 from hfrag.tasks import (
     ChatClient,
     GenerationOptions,
@@ -34,7 +34,7 @@ from tests.llm import (
     THINK,
     traits_server,
 )
-from tests.tasks.test_llm_clients import MODES, chat, fast, generate
+from tests.tasks.test_llm_clients import CHAT, MODES, WEATHER, _delta, _sse, chat, fast, generate
 
 __all__ = ["traits_server"]  # a fixture
 
@@ -233,3 +233,83 @@ def test_a_text_only_model_refusing_an_image_is_a_typed_error(srv: ServerHandle)
     assert caught.value.status == 400
     assert "not a multimodal model" in caught.value.message
     assert srv.counters.bodies[-1]["messages"][0]["content"][1] == IMAGE
+
+
+# -- answers in shapes the local server does not make ---------------------------------------------
+
+
+def test_vllm_style_deltas_with_null_fields_and_a_tag_split_across_chunks(
+    srv: ServerHandle,
+) -> None:
+    """vLLM sends ``reasoning_content: null`` beside content; a model without a parser splits
+    ``<think>`` across tokens. Both in one stream: nothing leaks into the text."""
+    events = _sse(
+        _delta({"role": "assistant", "content": "", "reasoning_content": None}),
+        _delta({"content": "<th", "reasoning_content": None}),
+        _delta({"content": "ink>weigh", "reasoning_content": None}),
+        _delta({"content": " it</thi"}),
+        _delta({"content": "nk>\n\nYes."}, "stop"),
+    )
+    srv.script(CHAT, CannedResponse(200, sse=events))
+    chunks = list(ChatClient(endpoint_url=srv.url, **fast()).stream_chat(USER))
+    text = "".join(c.text for c in chunks if isinstance(c, TextDelta))
+    thought = "".join(c.text for c in chunks if isinstance(c, ReasoningDelta))
+    assert (thought, text) == ("weigh it", "Yes.")
+
+
+def test_a_field_and_stop_sequences_apply_to_the_answer_only(srv: ServerHandle) -> None:
+    answer = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "Yes. END", "reasoning": "END of it"},
+            }
+        ]
+    }
+    srv.script(CHAT, CannedResponse(200, answer))
+    out = ChatClient(endpoint_url=srv.url, **fast()).chat(USER, stop=["END"])
+    assert (out.text, out.reasoning) == ("Yes. ", "END of it")
+
+
+def test_tgi_top_tokens_become_the_alternatives(srv: ServerHandle) -> None:
+    """TGI ``/generate`` with ``top_n_tokens``: ``details.top_tokens`` is one list per token."""
+    token = {"id": 5, "text": " Paris", "logprob": -0.1, "special": False}
+    other = {"id": 6, "text": " Rome", "logprob": -2.5, "special": False}
+    eos = {"id": 2, "text": "</s>", "logprob": -0.01, "special": True}
+    answer = {
+        "generated_text": " Paris",
+        "details": {
+            "finish_reason": "eos_token",
+            "generated_tokens": 2,
+            "tokens": [token, eos],
+            "top_tokens": [[token, other], [eos]],
+        },
+    }
+    srv.script("/generate", CannedResponse(200, answer))
+    options = GenerationOptions(top_logprobs=2)
+    out = TextGenerationClient(endpoint_url=srv.url, options=options, **fast()).generate(PROMPT)
+    assert out.logprobs is not None
+    (only,) = out.logprobs
+    assert (only.token, only.logprob) == (" Paris", -0.1)
+    assert [(t.token, t.logprob) for t in only.top] == [(" Paris", -0.1), (" Rome", -2.5)]
+    assert srv.counters.bodies[-1]["parameters"]["top_n_tokens"] == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("model", REASONING_MODELS)
+def test_a_reasoning_model_still_calls_tools(srv: ServerHandle, model: str, mode: str) -> None:
+    client = ChatClient(model, router_url=srv.url, **fast())
+    asked = [{"role": "user", "content": "What is the weather in Paris?"}]
+    out = chat(client, mode, asked, tools=[WEATHER])
+    assert [c.name for c in out.tool_calls] == ["get_weather"]
+    assert out.text == ""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reasoning_tokens_are_counted_where_the_server_says(srv: ServerHandle, mode: str) -> None:
+    counted = len(REASONING_TEXT.split()) + 2  # a token per word, and the two tags
+    for model, expected in ((REASONING_CONTENT, counted), (REASONING, counted), (THINK, None)):
+        out = chat(ChatClient(model, router_url=srv.url, **fast()), mode, USER)
+        assert out.usage is not None
+        assert out.usage.reasoning_tokens == expected

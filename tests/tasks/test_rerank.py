@@ -288,7 +288,7 @@ def test_bodies_of_each_wire_form(srv: ServerHandle) -> None:
     client_for("router", srv.url).score(QUERY, DOCS[:2])
     assert srv.counters.bodies[-1] == {
         "inputs": [{"text": QUERY, "text_pair": d} for d in DOCS[:2]],
-        "parameters": {"truncation": True},
+        "parameters": {"truncation": True, "top_k": 1000},  # every label, not the top one
     }
 
 

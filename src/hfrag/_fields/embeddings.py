@@ -29,15 +29,32 @@ class EmbeddingFields(InferenceFields):
 
     accepted_tasks: ClassVar[tuple[str, ...]] = ("feature-extraction",)
 
-    batch_size: int = Field(
+    batch_size: int | Literal["auto"] = Field(
         default=_OPTIONS.batch_size,
         description=(
-            "Texts per request; a batch the server rejects as too large is split automatically, "
-            "and a TEI endpoint's max_client_batch_size is respected."
+            "Texts per request: 'auto' (the endpoint's max_client_batch_size from /info, else "
+            "32) or a number (cut to the endpoint's limit). Batches also keep within /info's "
+            "max_batch_tokens, and a batch the server rejects as too large is split."
         ),
     )
-    max_concurrency: int = Field(
-        default=_OPTIONS.max_concurrency, description="Requests in flight at once for one call."
+    max_concurrency: int | Literal["auto"] = Field(
+        default=_OPTIONS.max_concurrency,
+        description=(
+            "Requests in flight: 'auto' (adaptive, learned from the endpoint's answers and "
+            "shared by every client of the endpoint in this process, up to "
+            "concurrency_ceiling) or a fixed number for each call."
+        ),
+    )
+    concurrency_ceiling: int = Field(
+        default=_OPTIONS.concurrency_ceiling,
+        description="With max_concurrency='auto': the most requests the endpoint gets at once.",
+    )
+    coalesce_window: float = Field(
+        default=_OPTIONS.coalesce_window,
+        description=(
+            "Seconds a query waits to join concurrent queries in one request while one is in "
+            "flight (a lone query is sent at once); 0 sends every query alone."
+        ),
     )
     normalize: bool | None = Field(
         default=_OPTIONS.normalize,
@@ -148,6 +165,8 @@ class EmbeddingFields(InferenceFields):
         options = EmbeddingOptions(
             batch_size=self.batch_size,
             max_concurrency=self.max_concurrency,
+            concurrency_ceiling=self.concurrency_ceiling,
+            coalesce_window=self.coalesce_window,
             normalize=self.normalize,
             truncate=self.truncate,
             truncation_direction=self.truncation_direction,

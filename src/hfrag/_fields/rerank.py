@@ -31,13 +31,15 @@ class RerankFields(InferenceFields):
 
     accepted_tasks: ClassVar[tuple[str, ...]] = ("text-classification", "text-ranking")
 
-    protocol: Literal["auto", "hf-inference", "tei", "cohere"] = Field(
+    protocol: Literal["auto", "hf-inference", "tei", "cohere", "sentence-similarity"] = Field(
         default=_OPTIONS.protocol,
         description=(
             "Wire form: 'hf-inference' (text classification of (query, document) pairs: the "
             "router, Inference Endpoints), 'tei' (POST /rerank), 'cohere' (POST /v1/rerank: "
-            "Infinity, vLLM, Jina, Cohere). 'auto': a model id is hf-inference; an endpoint URL "
-            "ending in /rerank or /v1/rerank names its form, else GET /info decides, once."
+            "Infinity, vLLM, Jina, Cohere), 'sentence-similarity' (an embedding model's cosine "
+            "similarities, hf-inference's pipeline). 'auto': a model id is hf-inference; an "
+            "endpoint URL ending in /rerank or /v1/rerank names its form, else GET /info "
+            "decides, once."
         ),
     )
     batch_size: int = Field(

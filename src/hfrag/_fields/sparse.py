@@ -32,15 +32,24 @@ class SparseFields(InferenceFields):
 
     accepted_tasks: ClassVar[tuple[str, ...]] = ("feature-extraction",)
 
-    batch_size: int = Field(
+    batch_size: int | Literal["auto"] = Field(
         default=_OPTIONS.batch_size,
         description=(
-            "Texts per request; a batch the server rejects as too large is split, and a TEI "
-            "endpoint's max_client_batch_size is respected."
+            "Texts per request: 'auto' (the endpoint's max_client_batch_size from /info, else "
+            "32) or a number (cut to the endpoint's limit). Batches also keep within /info's "
+            "max_batch_tokens, and a batch the server rejects as too large is split."
         ),
     )
-    max_concurrency: int = Field(
-        default=_OPTIONS.max_concurrency, description="Requests in flight at once for one call."
+    max_concurrency: int | Literal["auto"] = Field(
+        default=_OPTIONS.max_concurrency,
+        description=(
+            "Requests in flight: 'auto' (adaptive, shared by every client of the endpoint in "
+            "this process, up to concurrency_ceiling) or a fixed number for each call."
+        ),
+    )
+    concurrency_ceiling: int = Field(
+        default=_OPTIONS.concurrency_ceiling,
+        description="With max_concurrency='auto': the most requests the endpoint gets at once.",
     )
     truncate: bool | None = Field(
         default=_OPTIONS.truncate,
@@ -93,6 +102,7 @@ class SparseFields(InferenceFields):
         options = SparseOptions(
             batch_size=self.batch_size,
             max_concurrency=self.max_concurrency,
+            concurrency_ceiling=self.concurrency_ceiling,
             truncate=self.truncate,
             truncation_direction=self.truncation_direction,
             prompt_name=self.prompt_name,

@@ -57,7 +57,13 @@ def usage_metadata(usage: Usage | None) -> UsageMetadata | None:
         return None
     prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
     total = usage.total_tokens if usage.total_tokens is not None else prompt + completion
-    counts = {"input_tokens": prompt, "output_tokens": completion, "total_tokens": total}
+    counts: dict[str, Any] = {
+        "input_tokens": prompt,
+        "output_tokens": completion,
+        "total_tokens": total,
+    }
+    if usage.reasoning_tokens is not None:
+        counts["output_token_details"] = {"reasoning": usage.reasoning_tokens}
     # A cast, not a UsageMetadata(...) call: langchain-core >= 1.8 marks its optional keys with
     # typing.NotRequired, which a type check for Python 3.10 cannot see, and so asks for them.
     return cast(UsageMetadata, counts)

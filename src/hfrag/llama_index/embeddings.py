@@ -79,9 +79,7 @@ class HuggingFaceInferenceEmbedding(BatchSizeNames, EmbeddingFields, BaseEmbeddi
 
     def _get_text_embeddings(self, texts: list[str], bar: bool | None = None) -> list[Embedding]:
         client = self.embeddings_client()
-        matrix = client.embed(
-            texts, kind="document", batch_size=self.embed_batch_size, show_progress=bar
-        )
+        matrix = client.embed(texts, kind="document", batch_size=self.batch_size, show_progress=bar)
         return _rows(matrix)
 
     async def _aget_text_embeddings(
@@ -89,7 +87,7 @@ class HuggingFaceInferenceEmbedding(BatchSizeNames, EmbeddingFields, BaseEmbeddi
     ) -> list[Embedding]:
         client = self.embeddings_client()
         matrix = await client.aembed(
-            texts, kind="document", batch_size=self.embed_batch_size, show_progress=bar
+            texts, kind="document", batch_size=self.batch_size, show_progress=bar
         )
         return _rows(matrix)
 

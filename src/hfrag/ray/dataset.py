@@ -7,14 +7,22 @@ The arithmetic, with ``C`` the capacity (``max_in_flight``, else the endpoint's
 ``max_concurrent_requests``), ``W`` the workers asked for and ``B`` the texts per request::
 
     workers      = min(W, C)                 # a worker needs at least one request slot
-    per_worker   = C // workers              # the client's max_concurrency on each worker
+    per_worker   = C // workers              # each worker's share of the capacity
                                              # (lowered to max_concurrency= when given)
     in flight   <= workers * per_worker <= C # each worker runs one batch at a time
     rows_per_call = B * per_worker * 4       # Ray batch: 4 requests per slot, so slots stay busy
 
+The capacity is split, not shared: a Ray worker is a process of its own, so the budget of
+:mod:`hfrag.tasks.budget` (one per endpoint and process) cannot span workers. By default each
+worker's client is adaptive (``max_concurrency="auto"``) with its share as its
+``concurrency_ceiling``: it reaches its share when the endpoint keeps up, and backs off below it
+on overload or rising latency, so the job stays within ``C`` and reaches it. ``max_concurrency=``
+given as a number makes each worker's share a fixed count, as before.
+
 ``B`` is ``batch_size`` (default 32) cut to the endpoint's ``max_client_batch_size``. Without a
-known capacity (a router model id, or an endpoint without ``/info``), each worker keeps
-``max_concurrency`` (default 4) requests in flight: ``workers * max_concurrency`` in all.
+known capacity (a router model id, or an endpoint without ``/info``), each worker's adaptive
+client finds the endpoint's speed by itself up to the default ceiling (64), or keeps a fixed
+``max_concurrency`` when one is given.
 
 Ray is imported when :func:`embed_dataset` is called, not when this module is.
 """
@@ -27,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from hfrag.errors import ConfigurationError
 from hfrag.ray.embedder import Embedder, build_client
-from hfrag.tasks.embeddings import EmbeddingOptions
+from hfrag.tasks.engine import DEFAULT_BATCH, DEFAULT_CEILING
 from hfrag.transport import Secret
 
 if TYPE_CHECKING:
@@ -39,8 +47,6 @@ __all__ = ["WAVES", "EmbeddingPlan", "embed_dataset", "plan_embedding"]
 #: last requests finish) is a small part of it, few enough that a retried batch costs little.
 WAVES = 4
 
-_DEFAULTS = EmbeddingOptions()
-
 
 @dataclass(frozen=True)
 class EmbeddingPlan:
@@ -48,7 +54,8 @@ class EmbeddingPlan:
 
     Attributes:
         workers: Ray actors (a fixed pool: ``ActorPoolStrategy(size=workers)``).
-        per_worker: requests in flight on one worker (the client's ``max_concurrency``).
+        per_worker: requests in flight on one worker at most (its adaptive client's
+            ``concurrency_ceiling``, or its fixed ``max_concurrency``).
         request_batch: texts per request (the client's ``batch_size``).
         rows_per_call: rows per Ray batch (``map_batches(batch_size=...)``).
         max_in_flight: the capacity the plan respects; None when none is known.
@@ -89,11 +96,11 @@ def plan_embedding(
         ("rows_per_call", rows_per_call),
     ):
         _positive(name, value)
-    request_batch = batch_size or _DEFAULTS.batch_size
+    request_batch = batch_size or DEFAULT_BATCH
     if isinstance(server_batch_limit, int) and server_batch_limit > 0:
         request_batch = min(request_batch, server_batch_limit)
     if max_in_flight is None:
-        used, per_worker = workers, max_concurrency or _DEFAULTS.max_concurrency
+        used, per_worker = workers, max_concurrency or DEFAULT_CEILING
     else:
         used = min(workers, max_in_flight)
         per_worker = max_in_flight // used
@@ -184,7 +191,11 @@ def embed_dataset(
         server_batch_limit=_capacity(info, "max_client_batch_size"),
         rows_per_call=rows_per_call,
     )
-    settings.update(batch_size=plan.request_batch, max_concurrency=plan.per_worker)
+    settings.update(batch_size=plan.request_batch)
+    if max_concurrency is None:  # adaptive within the worker's share (see the module docstring)
+        settings.update(max_concurrency="auto", concurrency_ceiling=plan.per_worker)
+    else:
+        settings.update(max_concurrency=plan.per_worker)
     ds.context.raise_original_map_exception = True
     return ds.map_batches(
         Embedder,

@@ -146,8 +146,14 @@ def _authorized(request: web.Request, state: ServerState) -> web.Response | None
 
 
 def _fault_response(
-    request: web.Request, fault: Fault, runtime: FaultRuntime, model: str
+    request: web.Request,
+    fault: Fault,
+    runtime: FaultRuntime,
+    model: str,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
+    """The answer of an injected fault; a 429 carries ``headers`` (its ``Retry-After`` by
+    default; an empty value leaves it out, as TEI's overloaded answer has none)."""
     config = runtime.config
     if fault is Fault.LOADING:
         loading = {
@@ -162,7 +168,8 @@ def _fault_response(
             body = {"error": "Model is overloaded", "error_type": "Overloaded"}
         else:
             body = {"error": "Model is overloaded", "error_type": "overloaded"}
-        return json_response(body, status=429, headers={"Retry-After": f"{config.retry_after:g}"})
+        sent = headers if headers is not None else {"Retry-After": f"{config.retry_after:g}"}
+        return json_response(body, status=429, headers={k: v for k, v in sent.items() if v})
     if fault is Fault.ERROR_500:
         return json_response({"error": "Internal Server Error"}, status=500)
     if fault is Fault.ERROR_502:
@@ -207,16 +214,26 @@ async def _handle_post(
         return _fault_response(request, fault, runtime, model)
     if fault is Fault.STALL:
         await asyncio.sleep(runtime.config.stall_seconds)
+    allowed, rate_headers = runtime.rate()
+    if not allowed:
+        return _fault_response(request, Fault.RATE_LIMIT, runtime, model, rate_headers)
+    if not runtime.admit():
+        return _fault_response(request, Fault.RATE_LIMIT, runtime, model, {"Retry-After": ""})
     context = current()
     context.fault = fault
     context.runtime = runtime
     semaphore = runtime.semaphore()
-    async with semaphore if semaphore is not None else contextlib.nullcontext():
-        state.counters.enter()
-        try:
-            resp = await _call(request, handler)
-        finally:
-            state.counters.leave()
+    try:
+        async with semaphore if semaphore is not None else contextlib.nullcontext():
+            state.counters.enter()
+            try:
+                resp = await _call(request, handler)
+            finally:
+                state.counters.leave()
+    finally:
+        runtime.leave()
+    if not resp.prepared:
+        resp.headers.update(rate_headers)
     if fault is Fault.TRUNCATE and isinstance(resp, web.Response) and not resp.prepared:
         return await _truncate(request, resp)
     return resp

@@ -7,9 +7,10 @@ kind by walking the probabilities in this order::
     loading, rate_limit, 500, 502, drop, stall, truncate, stream_error
 
 so the same seed and the same request order give the same faults. ``cold_start``, ``latency``,
-``latency_per_item``, ``token_delay`` and ``max_concurrency`` are not drawn: they apply to every
-request under the config. Setting a config (or starting the server) restarts its cold-start clock
-and its random sequence. GET routes (``/info``, ``/health``) never see faults.
+``latency_per_item``, ``token_delay``, ``max_concurrency``, ``max_queue`` and ``rate_limit`` are
+not drawn: they apply to every request under the config. Setting a config (or starting the
+server) restarts its cold-start clock and its random sequence. GET routes (``/info``,
+``/health``) never see faults.
 """
 
 from __future__ import annotations
@@ -67,6 +68,15 @@ class FaultConfig:
         latency: seconds added to every valid inference request.
         latency_per_item: seconds added per input item (texts, pairs, or 1 for a generation).
         max_concurrency: requests handled at once; further requests wait in a FIFO queue.
+        max_queue: requests that may wait for one of the ``max_concurrency`` slots; one more is
+            refused at once with TEI's 429 ``Model is overloaded`` (TEI refuses requests beyond
+            ``max_concurrent_requests`` so). ``0`` makes ``max_concurrency`` a hard capacity;
+            None (default) queues without bound.
+        rate_limit: POST requests allowed per fixed window of ``rate_window`` seconds; further
+            ones get 429 with the Hub's ``ratelimit: "api";r=R;t=T`` and ``ratelimit-policy:
+            "fixed window";"api";q=Q;w=W`` headers (sent on every answer under the limit too,
+            as the Hub does). 0 (default): no limit.
+        rate_window: the window of ``rate_limit``, in seconds.
         token_delay: seconds between the events of a streamed answer (TGI and chat streams),
             like a generator producing one token at a time.
     """
@@ -88,6 +98,9 @@ class FaultConfig:
     latency_per_item: float = 0.0
     max_concurrency: int | None = None
     token_delay: float = 0.0
+    max_queue: int | None = None
+    rate_limit: int = 0
+    rate_window: float = 1.0
 
     def __post_init__(self) -> None:
         probs = self._probabilities()
@@ -111,6 +124,10 @@ class FaultConfig:
             raise ValueError("latency_per_item must not be negative")
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1 (or None for no cap)")
+        if self.max_queue is not None and self.max_queue < 0:
+            raise ValueError("max_queue must not be negative (or None for no bound)")
+        if self.rate_limit < 0 or self.rate_window <= 0:
+            raise ValueError("rate_limit must not be negative and rate_window must be positive")
 
     def _probabilities(self) -> list[tuple[Fault, float]]:
         return [
@@ -143,6 +160,44 @@ class FaultRuntime:
         self._rng = random.Random(config.seed)
         self._lock = threading.Lock()
         self._semaphore: asyncio.Semaphore | None = None
+        self._admitted = 0  # requests holding or waiting for a max_concurrency slot
+        self._window = (self.started, 0)  # (window start, requests counted in it)
+
+    def admit(self) -> bool:
+        """Take a place among the served or queued requests; False when ``max_queue`` is full."""
+        config = self.config
+        with self._lock:
+            capped = config.max_queue is not None and config.max_concurrency is not None
+            if capped and self._admitted >= (config.max_concurrency or 0) + (config.max_queue or 0):
+                return False
+            self._admitted += 1
+            return True
+
+    def leave(self) -> None:
+        """Give back the place :meth:`admit` took."""
+        with self._lock:
+            self._admitted -= 1
+
+    def rate(self) -> tuple[bool, dict[str, str]]:
+        """Count one request in the current window: whether it is allowed, and the headers."""
+        config = self.config
+        if not config.rate_limit:
+            return True, {}
+        now = time.monotonic()
+        with self._lock:
+            start, used = self._window
+            if now - start >= config.rate_window:
+                start, used = start + config.rate_window * ((now - start) // config.rate_window), 0
+            allowed = used < config.rate_limit
+            used += allowed
+            self._window = (start, used)
+        left = max(0.0, start + config.rate_window - now)
+        return allowed, {
+            "ratelimit": f'"api";r={config.rate_limit - used};t={left:.3f}',
+            "ratelimit-policy": (
+                f'"fixed window";"api";q={config.rate_limit};w={config.rate_window:g}'
+            ),
+        }
 
     def draw(self) -> Fault:
         """Make this request's one draw."""

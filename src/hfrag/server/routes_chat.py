@@ -60,6 +60,7 @@ from hfrag.server.traits import (
     logprobs_asked,
     model_for,
     reasoning_form,
+    reasoning_usage,
     refusal,
 )
 from hfrag.server.validation import ApiError, Field, deserialize_error, parse_json_body
@@ -111,12 +112,17 @@ def _chunk(spec: ModelSpec, cid: str, created: int, choices: list[Any]) -> dict[
     }
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
+def _usage(
+    prompt_tokens: int, completion_tokens: int, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+    if details:
+        usage["completion_tokens_details"] = details
+    return usage
 
 
 def _call_id(seq: int, index: int) -> str:
@@ -248,7 +254,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             "model": spec.name,
             "system_fingerprint": FINGERPRINT,
             "choices": [choice],
-            "usage": _usage(req.input_length, completion_tokens),
+            "usage": _usage(
+                req.input_length, completion_tokens, reasoning_usage(form, result.tokens)
+            ),
         }
     )
 
@@ -301,6 +309,7 @@ async def _chat_events(
             for piece in pieces:
                 yield _delta_event(head, _delta(piece, seq)), False
     completion_tokens = sum(1 for t in result.tokens if not t.special)
-    usage = _usage(req.input_length, completion_tokens) if include_usage else None
+    details = reasoning_usage(traits[0], result.tokens)
+    usage = _usage(req.input_length, completion_tokens, details) if include_usage else None
     for event in _chat_tail(head, _finish(result, reader), usage):
         yield event

@@ -6,7 +6,9 @@ decides):
 
 - :func:`model_for` wraps the hashing generator of a model whose id (its last path part) asks
   for reasoning: the model then writes ``<think>``, a fixed reasoning text
-  (:data:`REASONING_TEXT`, one token per word), ``</think>``, then its usual answer.
+  (:data:`REASONING_TEXT`, one token per word), ``</think>``, then its usual answer. With
+  ``tools`` or ``response_format`` it answers by its rule without reasoning (a real server's
+  parser takes the reasoning out before reading tool calls; this double does not model that).
 
   ================================  =======================================================
   id contains                       the chat route answers as
@@ -52,6 +54,7 @@ __all__ = [
     "logprobs_asked",
     "model_for",
     "reasoning_form",
+    "reasoning_usage",
     "refusal",
     "split_answer",
 ]
@@ -85,6 +88,9 @@ class ThinkingGenerator:
         return getattr(self.inner, name)
 
     def generate_tokens(self, prompt: str, params: GenerationParams) -> Iterator[str]:
+        if params.constraint is not None:  # tools or response_format: the rule's answer only
+            yield from self.inner.generate_tokens(prompt, params)
+            return
         yield OPEN_TAG
         yield from _PIECES.findall(REASONING_TEXT)
         yield CLOSE_TAG
@@ -229,3 +235,19 @@ class StreamDeltas:
         if self.top is not None:
             logprobs, self.pending = chat_logprobs(self.pending, self.top), []
         return {"role": "assistant", "content": piece}, logprobs
+
+
+def reasoning_usage(form: ReasoningForm | None, tokens: Iterable[Any]) -> dict[str, int] | None:
+    """``completion_tokens_details`` of a field form's answer: ``{"reasoning_tokens": n}``, the
+    tokens from ``<think>`` to ``</think>`` (OpenAI's usage object; TGI's inline form has none)."""
+    if _field(form) is None:
+        return None
+    inside, count = False, 0
+    for token in tokens:
+        if token.text == OPEN_TAG:
+            inside = True
+        if inside:
+            count += 1
+        if token.text == CLOSE_TAG:
+            inside = False
+    return {"reasoning_tokens": count} if count else None

@@ -176,11 +176,15 @@ def _usage(value: Any) -> Usage | None:
     if not isinstance(value, Mapping):
         return None
 
-    def count(key: str) -> int | None:
-        n = value.get(key)
+    def count(key: str, where: Mapping[str, Any] = value) -> int | None:
+        n = where.get(key)
         return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
 
-    return Usage(count("prompt_tokens"), count("completion_tokens"), count("total_tokens"))
+    # OpenAI's usage object (also DeepSeek's and vLLM's): completion_tokens_details.reasoning_tokens
+    details = value.get("completion_tokens_details")
+    reasoning = count("reasoning_tokens", details) if isinstance(details, Mapping) else None
+    total = count("total_tokens")
+    return Usage(count("prompt_tokens"), count("completion_tokens"), total, reasoning)
 
 
 def _content_text(content: Any, url: str) -> str:

@@ -2,27 +2,29 @@
 
 One client serves both frameworks' adapters. It checks the input before anything is sent, picks
 its wire form once (TEI/HF pipeline or OpenAI, router provider or endpoint:
-:mod:`hfrag.tasks.embedding_wire`), cuts the job into batches run with bounded concurrency
-(:mod:`hfrag.tasks.batching`), respects an endpoint's ``max_client_batch_size`` from
-``GET /info``, and validates every response (:mod:`hfrag.tasks.vectors`). Sync methods run the
-same coroutine on hfrag's private loop.
+:mod:`hfrag.tasks.embedding_wire`), cuts the job into batches sized from the endpoint's
+``GET /info`` and paced by the endpoint's shared adaptive budget (:mod:`hfrag.tasks.engine`,
+:mod:`hfrag.tasks.batching`), joins concurrent ``embed_query`` calls into one request
+(:mod:`hfrag.tasks.coalesce`), and validates every response (:mod:`hfrag.tasks.vectors`). Sync
+methods run the same coroutine on hfrag's private loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from typing_extensions import Unpack
 
-from hfrag._checks import check_bool, check_choice, check_int, check_str
-from hfrag.errors import ConfigurationError
+from hfrag._checks import check_bool, check_choice, check_int, check_number, check_str
+from hfrag.errors import ConfigurationError, InferenceError, InputError
 from hfrag.tasks.base import Connection, TaskClient, connect
 from hfrag.tasks.batching import run_batches
+from hfrag.tasks.coalesce import Coalescer, Outcome
 from hfrag.tasks.embedding_wire import (
     ENCODINGS,
     PROTOCOLS,
@@ -33,6 +35,7 @@ from hfrag.tasks.embedding_wire import (
     resolve_route,
     static_form,
 )
+from hfrag.tasks.engine import DEFAULT_BATCH, DEFAULT_CEILING, Size, check_size, job_settings
 from hfrag.tasks.inputs import check_text, check_texts
 from hfrag.tasks.lengths import LONG_INPUTS, LongInputs, check_lengths
 from hfrag.tasks.progress import ProgressCallback, progress_bar
@@ -63,8 +66,11 @@ _TEXT_OPTIONS = (
 class EmbeddingOptions:
     """What to ask the server for, and how to cut the work. See :class:`EmbeddingsClient`."""
 
-    batch_size: int = 32
-    max_concurrency: int = 4
+    batch_size: Size = "auto"
+    max_concurrency: Size = "auto"
+    concurrency_ceiling: int = DEFAULT_CEILING
+    #: Seconds a query waits to be joined with concurrent ones while one is in flight; 0: never.
+    coalesce_window: float = 0.005
     normalize: bool | None = None
     truncate: bool | None = True
     truncation_direction: Literal["left", "right"] | None = None
@@ -87,8 +93,10 @@ class EmbeddingOptions:
     progress: ProgressCallback | None = None
 
     def __post_init__(self) -> None:
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("max_concurrency", self.max_concurrency, minimum=1)
+        check_size("batch_size", self.batch_size)
+        check_size("max_concurrency", self.max_concurrency)
+        check_int("concurrency_ceiling", self.concurrency_ceiling, minimum=1)
+        check_number("coalesce_window", self.coalesce_window, minimum=0, unit="seconds")
         check_int("dimensions", self.dimensions, minimum=1, optional=True)
         for name in ("normalize", "truncate"):
             check_bool(name, getattr(self, name), optional=True)
@@ -139,6 +147,8 @@ class EmbeddingsClient(TaskClient):
                                   options=EmbeddingOptions(provider="auto"))
     """
 
+    _transient: ClassVar[tuple[str, ...]] = (*TaskClient._transient, "_coalescer")
+
     def __init__(
         self,
         model: str | None = None,
@@ -152,7 +162,7 @@ class EmbeddingsClient(TaskClient):
                 f"options must be an EmbeddingOptions, got {type(options).__name__}"
             )
         self.options = options or EmbeddingOptions()
-        max_connections = max(16, self.options.max_concurrency * 2)
+        max_connections = max(16, _most_in_flight(self.options) * 2)
         super().__init__(*connect(model, endpoint_url, connection, max_connections=max_connections))
         if self.target.is_endpoint and self.options.provider is not None:
             raise ConfigurationError(
@@ -181,6 +191,7 @@ class EmbeddingsClient(TaskClient):
         self._lock_pid = os.getpid()
         self._served: list[str] | None = None
         self._mappings: list[ProviderMapping] | None = None
+        self._coalescer: Coalescer[Matrix] | None = None
 
     async def route(self) -> Route:
         """Where and in which form batches go: decided on first use, then remembered."""
@@ -198,7 +209,7 @@ class EmbeddingsClient(TaskClient):
         texts: Sequence[str],
         *,
         kind: Kind = "document",
-        batch_size: int | None = None,
+        batch_size: Size | None = None,
         show_progress: bool | None = None,
     ) -> Matrix:
         """Embed ``texts``; float32 array of shape ``(len(texts), dim)`` in input order.
@@ -218,7 +229,7 @@ class EmbeddingsClient(TaskClient):
         texts: Sequence[str],
         *,
         kind: Kind = "document",
-        batch_size: int | None = None,
+        batch_size: Size | None = None,
         show_progress: bool | None = None,
     ) -> Matrix:
         """Async :meth:`embed`; safe from any event loop."""
@@ -229,29 +240,69 @@ class EmbeddingsClient(TaskClient):
         return await self.arun(self._embed(items, kind, batch_size, show_progress))
 
     def embed_query(self, text: str) -> Matrix:
-        """One query vector, shape ``(dim,)``, with the query prompt or instruction."""
-        vectors: Matrix = self.embed([check_text(text, "the query")], kind="query")
-        return np.asarray(vectors[0], dtype=np.float32)
+        """One query vector, shape ``(dim,)``, with the query prompt or instruction.
+
+        Concurrent calls (threads, tasks) are joined into one request when one is in flight
+        already (``coalesce_window``); each gets its own vector, and an error caused by one
+        query reaches only its caller (see :mod:`hfrag.tasks.coalesce`).
+        """
+        return self.run(self._query(check_text(text, "the query")))
 
     async def aembed_query(self, text: str) -> Matrix:
         """Async :meth:`embed_query`."""
-        vectors: Matrix = await self.aembed([check_text(text, "the query")], kind="query")
-        return np.asarray(vectors[0], dtype=np.float32)
+        return await self.arun(self._query(check_text(text, "the query")))
 
-    async def _batch_limit(self, batch_size: int | None) -> int:
-        limit = self.options.batch_size if batch_size is None else batch_size
-        server_max = (await self._endpoint_info()).get("max_client_batch_size")
-        if isinstance(server_max, int) and server_max > 0:
-            limit = min(limit, server_max)
-        return limit
+    async def _query(self, text: str) -> Matrix:
+        if self.options.coalesce_window == 0:
+            vectors = await self._embed([text], "query", None, False)
+            return np.asarray(vectors[0], dtype=np.float32)
+        if self._coalescer is None:
+            size = self.options.batch_size
+            limit = size if isinstance(size, int) else DEFAULT_BATCH
+            self._coalescer = Coalescer(self._joined, self.options.coalesce_window, limit)
+        return await self._coalescer.submit(text)
+
+    async def _joined(self, texts: list[str]) -> Outcome[Matrix]:
+        """One job of coalesced queries: a row per query, or the error its query caused.
+
+        An input error found before sending (a query too long for ``truncate=False``) names its
+        positions: those callers get it, and the job runs again without them.
+        """
+        outcome: Outcome[Matrix] = Outcome([None] * len(texts))
+        left = list(range(len(texts)))  # the queries still to send, by their place in ``texts``
+        while left:
+            failed: dict[int, Exception] = {}  # by place in ``left``
+            try:
+                vectors = await self._bounded(
+                    self._embed([texts[i] for i in left], "query", None, False, failed.__setitem__)
+                )
+            except InputError as error:
+                bad = {left[p] for p in error.positions if p < len(left)}
+                if not bad:
+                    raise
+                for i in bad:
+                    outcome.errors[i] = InputError(error.args[0], positions=[0])
+                left = [i for i in left if i not in bad]
+                continue
+            for row, i in enumerate(left):
+                if row in failed:
+                    outcome.errors[i] = failed[row]
+                else:
+                    outcome.rows[i] = np.array(vectors[row], dtype=np.float32)
+            break
+        return outcome
 
     async def _embed(
-        self, texts: list[str], kind: Kind, batch_size: int | None, show_progress: bool | None
+        self,
+        texts: list[str],
+        kind: Kind,
+        batch_size: Size | None,
+        show_progress: bool | None,
+        isolate: Callable[[int, InferenceError], None] | None = None,
     ) -> Matrix:
         route = await self.route()
         url, form = route.url, route.form
         prefix = self.options.instruction(kind)
-        limit = await self._batch_limit(batch_size)
         await check_lengths(
             self,
             texts,
@@ -259,37 +310,68 @@ class EmbeddingsClient(TaskClient):
             truncate=self.options.truncate,
             prompt_name=self.options.payload_options(kind).get("prompt_name"),
             prefix=prefix,
+            max_concurrency=_fixed_or(self.options.max_concurrency, 4),
+        )
+        sent = [prefix + t for t in texts] if prefix else texts
+        job = await job_settings(
+            self,
+            url,
+            sent,
+            batch_size=self.options.batch_size if batch_size is None else batch_size,
             max_concurrency=self.options.max_concurrency,
+            ceiling=self.options.concurrency_ceiling,
+            truncate=self.options.truncate,
         )
         out: list[Matrix] = []  # holds the (n, dim) result once the dimension is known
 
         async def send(start: int, stop: int) -> Matrix:
-            inputs = [prefix + t for t in texts[start:stop]] if prefix else texts[start:stop]
             size = BYTES_PER_INPUT * (stop - start)
-            body = form.build(inputs, self.options, kind, route.model)
+            body = form.build(sent[start:stop], self.options, kind, route.model)
             payload = await self.async_transport.request(
-                Request(url, json=body, max_response_bytes=size)
+                Request(url, json=body, max_response_bytes=size, paced=job.paced)
             )
             dim = out[0].shape[1] if out else None
             return form.decode(payload, stop - start, start, url, dim, self.options)
 
         def collect(start: int, stop: int, rows: Matrix) -> None:
             if not out:
-                out.append(np.empty((len(texts), rows.shape[1]), dtype=np.float32))
+                out.append(np.zeros((len(texts), rows.shape[1]), dtype=np.float32))
             out[0][start:stop] = rows
 
         bar = self.options.show_progress if show_progress is None else show_progress
-        batches = -(-len(texts) // limit)
+        batches = -(-len(texts) // job.batch_size)
         with progress_bar(
             len(texts), bar, "embedding", batches=batches, callback=self.options.progress
         ) as advance:
             await run_batches(
-                len(texts), limit, self.options.max_concurrency, send, collect, advance
+                len(texts),
+                job.batch_size,
+                job.workers,
+                send,
+                collect,
+                advance,
+                retry=self.config.retry,
+                isolate=isolate,
+                **job.run_args(),
             )
+        if not out:  # every input was isolated with its own error
+            out.append(np.zeros((len(texts), 0), dtype=np.float32))
         return out[0]
 
 
-def _check_call(batch_size: int | None, show_progress: bool | None) -> None:
+def _fixed_or(value: Size, default: int) -> int:
+    """A fixed ``max_concurrency``, or ``default`` for side requests (``/tokenize``) if auto."""
+    return value if isinstance(value, int) else default
+
+
+def _most_in_flight(options: EmbeddingOptions) -> int:
+    """The most requests one client may have in flight (its connection pool is sized by it)."""
+    fixed = options.max_concurrency
+    return fixed if isinstance(fixed, int) else options.concurrency_ceiling
+
+
+def _check_call(batch_size: Size | None, show_progress: bool | None) -> None:
     """Per-call overrides are checked like the client's options (``batch_size=0`` is an error)."""
-    check_int("batch_size", batch_size, minimum=1, optional=True)
+    if batch_size is not None:
+        check_size("batch_size", batch_size)
     check_bool("show_progress", show_progress, optional=True)

@@ -28,7 +28,7 @@ The API of the LLM task clients (stable names; both frameworks' adapters build o
     Chunk = TextDelta(text) | ReasoningDelta(text) | ToolCallDelta(index, id, name, arguments)
           | LogprobsDelta(tokens: tuple[TokenLogprob, ...])
           | Finish(reason, raw_reason, model)
-          | Usage(prompt_tokens, completion_tokens, total_tokens)
+          | Usage(prompt_tokens, completion_tokens, total_tokens, reasoning_tokens)
     GenerationOutput(text, finish_reason, usage, tool_calls: tuple[ToolCall, ...], model,
                      raw_finish_reason, raw, reasoning: str | None,
                      logprobs: tuple[TokenLogprob, ...] | None)
@@ -139,11 +139,13 @@ class Finish:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts the server reported (None where it did not say)."""
+    """Token counts the server reported (None where it did not say); ``reasoning_tokens`` is
+    the part of ``completion_tokens`` a reasoning model spent reasoning."""
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 Chunk = TextDelta | ReasoningDelta | ToolCallDelta | LogprobsDelta | Finish | Usage

@@ -1,11 +1,12 @@
 """The rerank task: a query and documents in, one relevance score per document out, in input order.
 
 One client serves both frameworks' adapters. It checks the input before anything is sent, picks
-its wire form once (:mod:`hfrag.tasks.rerank_forms`: hf-inference pairs, TEI ``/rerank`` or the
-Cohere-style ``/v1/rerank``; ``protocol="auto"`` probes an endpoint's ``GET /info`` once and
-remembers), cuts the documents into batches run with bounded concurrency
-(:mod:`hfrag.tasks.batching`, at most ``batch_size`` and the server's ``max_client_batch_size``; a
-batch rejected as too large is split), and validates every answer (:mod:`hfrag.tasks.scores`).
+its wire form once (:mod:`hfrag.tasks.rerank_forms`: hf-inference pairs, TEI ``/rerank``, the
+Cohere-style ``/v1/rerank`` or hf-inference sentence-similarity; ``protocol="auto"`` probes an
+endpoint's ``GET /info`` once and remembers), cuts the documents into batches run with bounded
+concurrency (:mod:`hfrag.tasks.batching`, at most ``batch_size`` and the server's
+``max_client_batch_size``; a batch rejected as too large is split), and validates every answer
+(:mod:`hfrag.tasks.scores`).
 
 Empty documents: a document that is empty or whitespace only is not sent (servers disagree about
 it, and some reject the whole batch). Its score is ``-inf``, it is left out of :meth:`rerank`'s
@@ -181,6 +182,7 @@ class RerankClient(TaskClient):
             )
         super().__init__(target, config)
         self._form: tuple[WireForm, str] | None = None
+        self._labels: set[str] = set()  # every label the server's answers named
 
     @property
     def protocol(self) -> str | None:
@@ -310,7 +312,7 @@ class RerankClient(TaskClient):
             payload = await self.async_transport.request(Request(url, json=body))
             first, last = kept[start], kept[stop - 1]
             where = f"documents {first}-{last}" if stop - start > 1 else f"document {first}"
-            return form.decode(payload, stop - start, self.options, where, url)
+            return form.decode(payload, stop - start, self.options, where, url, self._labels)
 
         def collect(start: int, stop: int, batch: Scores) -> None:
             scores[start:stop] = batch

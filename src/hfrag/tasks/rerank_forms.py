@@ -18,7 +18,14 @@ tei             ``POST /rerank {"query", "texts"}``              sigmoid probabi
                                                                  with ``raw_scores``
 cohere          ``POST /v1/rerank {"query", "documents"}``       the server's ``relevance_score``
                 (Infinity, vLLM, Jina, Cohere, newer TEI)        (a probability)
+sentence-       ``POST {url}`` ``{"inputs": {"source_sentence":  the cosine similarity of a
+similarity      query, "sentences": docs}}`` (router:            bi-encoder's vectors, in
+                ``/hf-inference/models/{id}/pipeline/            [-1, 1]: a user with only an
+                sentence-similarity``)                           embedding model can rerank
 ==============  ==============================================  =================================
+
+The hf-inference form asks the pipeline for every label (``top_k``), so that a one-label answer
+means a one-label model (see :func:`hfrag.tasks.scores.from_labels`).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Any, Literal
 
 from hfrag.errors import ConfigurationError
 from hfrag.tasks.base import Target
-from hfrag.tasks.scores import Scores, from_indexed, from_labels
+from hfrag.tasks.scores import Scores, from_indexed, from_labels, from_similarities
 from hfrag.transport.urls import endpoint_route, named_route
 
 __all__ = [
@@ -42,8 +49,11 @@ __all__ = [
     "refuse_non_rerankers",
 ]
 
-Protocol = Literal["auto", "hf-inference", "tei", "cohere"]
-PROTOCOLS = ("auto", "hf-inference", "tei", "cohere")
+Protocol = Literal["auto", "hf-inference", "tei", "cohere", "sentence-similarity"]
+PROTOCOLS = ("auto", "hf-inference", "tei", "cohere", "sentence-similarity")
+#: ``top_k`` that asks the text-classification pipeline for all its labels (it keeps the first
+#: ``top_k`` by score; no re-ranker has this many).
+EVERY_LABEL = 1000
 FUNCTIONS = ("sigmoid", "softmax", "none")
 
 
@@ -107,7 +117,7 @@ class RerankOptions:
 
     def check_form(self, protocol: str) -> None:
         """Refuse options the wire form ``protocol`` cannot carry."""
-        if protocol in ("tei", "cohere"):
+        if protocol in ("tei", "cohere", "sentence-similarity"):
             for name in ("function_to_apply", "label"):
                 if getattr(self, name) is not None:
                     raise ConfigurationError(
@@ -118,6 +128,11 @@ class RerankOptions:
             raise ConfigurationError(
                 "the Cohere-style /v1/rerank form has no raw scores (its relevance_score is a "
                 "probability); use protocol='tei' or 'hf-inference' for raw logits"
+            )
+        if protocol == "sentence-similarity" and self.raw_scores:
+            raise ConfigurationError(
+                "the sentence-similarity form answers cosine similarities, not logits; use a "
+                "cross-encoder with protocol='tei' or 'hf-inference' for raw scores"
             )
 
 
@@ -135,14 +150,28 @@ def _pairs_body(query: str, docs: list[str], o: RerankOptions) -> dict[str, Any]
         parameters["function_to_apply"] = function
     if o.truncate is not None:
         parameters["truncation"] = o.truncate  # the pipeline's tokenizer flag
-    body: dict[str, Any] = {"inputs": [{"text": query, "text_pair": d} for d in docs]}
-    if parameters:
-        body["parameters"] = parameters
-    return body
+    parameters["top_k"] = EVERY_LABEL  # every label, not the top one only
+    return {"inputs": [{"text": query, "text_pair": d} for d in docs], "parameters": parameters}
 
 
-def _pairs_decode(payload: Any, n: int, o: RerankOptions, where: str, url: str) -> Scores:
-    return from_labels(payload, n, label=o.label, where=where, url=url)
+def _pairs_decode(
+    payload: Any, n: int, o: RerankOptions, where: str, url: str, seen: set[str]
+) -> Scores:
+    return from_labels(payload, n, label=o.label, where=where, url=url, seen=seen)
+
+
+def _similarity_url(target: Target) -> str:
+    return target.url("sentence-similarity")
+
+
+def _similarity_body(query: str, docs: list[str], o: RerankOptions) -> dict[str, Any]:
+    return {"inputs": {"source_sentence": query, "sentences": docs}}
+
+
+def _similarity_decode(
+    payload: Any, n: int, o: RerankOptions, where: str, url: str, seen: set[str]
+) -> Scores:
+    return from_similarities(payload, n, where=where, url=url)
 
 
 def _tei_url(target: Target) -> str:
@@ -159,7 +188,9 @@ def _tei_body(query: str, docs: list[str], o: RerankOptions) -> dict[str, Any]:
     return body
 
 
-def _tei_decode(payload: Any, n: int, o: RerankOptions, where: str, url: str) -> Scores:
+def _tei_decode(
+    payload: Any, n: int, o: RerankOptions, where: str, url: str, seen: set[str]
+) -> Scores:
     return from_indexed(payload, n, cohere=False, where=where, url=url)
 
 
@@ -178,24 +209,30 @@ def _cohere_body(query: str, docs: list[str], o: RerankOptions) -> dict[str, Any
     return body
 
 
-def _cohere_decode(payload: Any, n: int, o: RerankOptions, where: str, url: str) -> Scores:
+def _cohere_decode(
+    payload: Any, n: int, o: RerankOptions, where: str, url: str, seen: set[str]
+) -> Scores:
     return from_indexed(payload, n, cohere=True, where=where, url=url)
 
 
 @dataclass(frozen=True)
 class WireForm:
-    """One way of asking a server for rerank scores: (route, build, decode)."""
+    """One way of asking a server for rerank scores: (route, build, decode). ``decode`` gets a
+    set of the labels the client has seen (the hf-inference form's memory across batches)."""
 
     name: str
     route: Callable[[Target], str]
     build: Callable[[str, list[str], RerankOptions], dict[str, Any]]
-    decode: Callable[[Any, int, RerankOptions, str, str], Scores]
+    decode: Callable[[Any, int, RerankOptions, str, str, set[str]], Scores]
 
 
 WIRE_FORMS: Mapping[str, WireForm] = {
     "hf-inference": WireForm("hf-inference", _pairs_url, _pairs_body, _pairs_decode),
     "tei": WireForm("tei", _tei_url, _tei_body, _tei_decode),
     "cohere": WireForm("cohere", _cohere_url, _cohere_body, _cohere_decode),
+    "sentence-similarity": WireForm(
+        "sentence-similarity", _similarity_url, _similarity_body, _similarity_decode
+    ),
 }
 
 

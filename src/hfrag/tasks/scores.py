@@ -1,13 +1,18 @@
 """Checking and shaping rerank responses: whatever the server sent becomes one score per document.
 
-Three answer shapes, one per wire form:
+Four answer shapes, one per wire form:
 
 - TEI ``/rerank``: ``[{"index", "score", "text"?}]``, sorted by score: mapped back by ``index``.
 - Cohere/Jina ``/v1/rerank``: ``{"results": [{"index", "relevance_score", "document"?}]}``,
   also sorted by score.
 - HF pipeline text-classification: one ``[{"label", "score"}, ...]`` per pair, in input order (a
   bare ``{"label", "score"}`` per pair is accepted too); the score of the relevant label is taken
-  (:func:`relevant_label`).
+  (:func:`relevant_label`). The pipeline is asked for every label; an answer of one label per
+  pair is a one-label cross-encoder's, unless the model shows it has more (another label seen in
+  any batch of the client, or a ``LABEL_k`` with k >= 1): then only the top label came back,
+  and that is refused, as is a label given twice in one answer.
+- HF pipeline sentence-similarity: one number per sentence, in input order (the cosine
+  similarity of a bi-encoder's vectors).
 
 Everything else (a missing, repeated or out-of-range index, a count that does not match, a score
 that is not a finite number, a wrong type anywhere) is a
@@ -17,6 +22,7 @@ that is not a finite number, a wrong type anywhere) is a
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +32,14 @@ from numpy.typing import NDArray
 from hfrag.errors import ConfigurationError, MalformedResponseError
 from hfrag.transport.urls import redact_url
 
-__all__ = ["RELEVANT_LABELS", "Scores", "from_indexed", "from_labels", "relevant_label"]
+__all__ = [
+    "RELEVANT_LABELS",
+    "Scores",
+    "from_indexed",
+    "from_labels",
+    "from_similarities",
+    "relevant_label",
+]
 
 Scores = NDArray[np.float32]
 
@@ -35,6 +48,8 @@ RELEVANT_LABELS = ("relevant", "entailment", "positive", "yes", "true")
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: ``LABEL_k`` with k >= 1: the default name of a model's second (third...) label.
+_LATER_LABEL = re.compile(r"LABEL_[1-9][0-9]*")
 
 
 class _Bad(Exception):
@@ -99,13 +114,12 @@ def relevant_label(labels: Sequence[str], label: str | None) -> str:
     )
 
 
-def _labelled(payload: Any, n: int, label: str | None) -> list[float]:
+def _labelled(payload: Any, n: int, label: str | None, seen: set[str]) -> list[float]:
     if not isinstance(payload, list):
         raise _Bad(f"expected a JSON array, got {type(payload).__name__}")
     if len(payload) != n:
         raise _Bad(f"{len(payload)} answers for {n} documents")
-    out: list[float] = []
-    tops: set[str] = set()
+    answers: list[dict[str, float]] = []
     for i, item in enumerate(payload):
         entries = [item] if isinstance(item, dict) else item
         if not isinstance(entries, list) or not entries:
@@ -115,21 +129,35 @@ def _labelled(payload: Any, n: int, label: str | None) -> list[float]:
             name = entry.get("label") if isinstance(entry, dict) else None
             if not isinstance(name, str):
                 raise _Bad(f"answer {i} has an entry without a string 'label'")
+            if name in scores:
+                raise _Bad(f"answer {i} gives label {name!r} twice")
             scores[name] = _number(entry.get("score"), f"the score of {name!r} in answer {i}")
-        if len(scores) == 1:
-            tops.update(scores)
+        answers.append(scores)
+        seen.update(scores)
+    singles = {name for scores in answers if len(scores) == 1 for name in scores}
+    if singles and (len(seen) > 1 or any(_LATER_LABEL.fullmatch(s) for s in singles)):
+        # One label per answer from a model that has more: only the top label was returned,
+        # whose score says nothing about relevance.
+        raise _Bad(
+            f"an answer has only label {sorted(singles)[0]!r} of a model with labels "
+            f"{sorted(seen) if len(seen) > 1 else 'LABEL_0 and more'}: only the top label of a "
+            "multi-label model was returned (the server ignored top_k)"
+        )
+    out: list[float] = []
+    for i, scores in enumerate(answers):
         chosen = relevant_label(list(scores), label)
         if chosen not in scores:
             raise _Bad(f"answer {i} has no label {chosen!r} (labels: {sorted(scores)})")
         out.append(scores[chosen])
-    if len(tops) > 1:
-        # One label per answer, but not the same one: the top label of a multi-label model,
-        # whose scores say nothing about relevance.
-        raise _Bad(
-            f"each answer has one label but they differ ({sorted(tops)}): only the top label "
-            "of a multi-label model was returned"
-        )
     return out
+
+
+def _similarities(payload: Any, n: int) -> list[float]:
+    if not isinstance(payload, list):
+        raise _Bad(f"expected a JSON array of scores, got {type(payload).__name__}")
+    if len(payload) != n:
+        raise _Bad(f"{len(payload)} scores for {n} documents")
+    return [_number(value, f"score {i}") for i, value in enumerate(payload)]
 
 
 def _decode(where: str, url: str, decode: Callable[..., list[float]], *args: Any) -> Scores:
@@ -152,9 +180,20 @@ def from_indexed(payload: Any, n: int, *, cohere: bool, where: str, url: str) ->
     return _decode(where, url, _indexed, payload["results"], n, "relevance_score")
 
 
-def from_labels(payload: Any, n: int, *, label: str | None, where: str, url: str) -> Scores:
-    """Scores in input order from a text-classification answer (see :func:`relevant_label`)."""
-    return _decode(where, url, _labelled, payload, n, label)
+def from_labels(
+    payload: Any, n: int, *, label: str | None, where: str, url: str, seen: set[str] | None = None
+) -> Scores:
+    """Scores in input order from a text-classification answer (see :func:`relevant_label`).
+
+    ``seen`` collects the labels of every answer (a client's, across batches and calls), so a
+    top-label-only answer is refused whatever the batching.
+    """
+    return _decode(where, url, _labelled, payload, n, label, set() if seen is None else seen)
+
+
+def from_similarities(payload: Any, n: int, *, where: str, url: str) -> Scores:
+    """Scores in input order from a sentence-similarity answer (one number per sentence)."""
+    return _decode(where, url, _similarities, payload, n)
 
 
 def _raise(message: str) -> list[float]:

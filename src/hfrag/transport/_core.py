@@ -163,6 +163,8 @@ class DriverCore:
         """
         policy = self.config.retry
         elapsed = time.monotonic() - start
+        if request.paced and error.status in (429, 503):
+            raise error  # the caller's budget backs off and resends (Request.paced)
         wait = policy.wait_within(
             attempt, error, None, self._rng, request.max_retries, elapsed=elapsed
         )

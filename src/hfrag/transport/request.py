@@ -34,3 +34,7 @@ class Request:
     max_response_bytes: int | None = None
     #: Retries for this request, overriding the policy's ``max_retries`` (0: one attempt only).
     max_retries: int | None = None
+    #: The caller paces this endpoint itself (an adaptive budget): a 429 or 503 is raised at
+    #: once, for the caller to back off and resend, instead of being slept on and retried here.
+    #: Every other error is retried as usual.
+    paced: bool = False
