@@ -47,10 +47,17 @@ RUNS: list[tuple[str, str, list[str], float]] = [
         1500.0,
     ),
     ("Reranking", "bench_rerank.py", ["--quick"], 600.0),
+    ("Retrieval and reranking quality (hit@1, hit@3)", "bench_retrieval_eval.py", [], 600.0),
     ("Streaming", "bench_stream.py", ["--quick"], 600.0),
     ("Decoding vectors", DECODE, ["--quick"], 600.0),
     ("Ray Data", "bench_ray.py", ["--quick"], 600.0),
     ("The local server's latency model", "bench_server.py", [], 600.0),
+    (
+        "Adaptive concurrency: default settings against the best fixed setting",
+        "bench_adaptive.py",
+        ["--quick"],
+        1200.0,
+    ),
 ]
 
 #: How the reference clients were pointed at the local server: the only change made to them.

@@ -58,6 +58,8 @@ REASONING_MODELS = (THINK, REASONING_CONTENT, REASONING)
 NO_FORMAT = "hfrag/no-response-format-gen"
 NO_FORMAT_NO_TOOLS = "hfrag/no-response-format-no-tools-gen"
 TEXT_ONLY = "hfrag/text-only-gen"
+#: A reasoning model that wants its reasoning back after a tool call (DeepSeek's thinking mode).
+WANTS_REASONING = "deepseek-ai/DeepSeek-V4-wants-reasoning"
 
 
 def traits_config(primary: str = THINK) -> ServerConfig:
@@ -66,7 +68,7 @@ def traits_config(primary: str = THINK) -> ServerConfig:
     backend = next(m.backend for m in base.models if m.name == LLAMA)  # with the tool-call rule
     extra = [
         ModelSpec(name, "generate", backend, max_input_length=4096, max_total_tokens=8192)
-        for name in (*REASONING_MODELS, NO_FORMAT, NO_FORMAT_NO_TOOLS, TEXT_ONLY)
+        for name in (*REASONING_MODELS, NO_FORMAT, NO_FORMAT_NO_TOOLS, TEXT_ONLY, WANTS_REASONING)
     ]
     models = [*extra, *base.models]
     models = [m for m in models if m.name == primary] + [m for m in models if m.name != primary]
@@ -82,3 +84,10 @@ def traits_server() -> Iterator[ServerHandle]:
 
 #: What every reasoning model of the local server reasons (``hfrag.server.traits``).
 REASONING_TEXT = "The answer is the context sentence that shares the most words with the question."
+
+
+@pytest.fixture
+def traits_srv(traits_server: ServerHandle) -> ServerHandle:
+    """The module's traits server with fresh counters, scripts and faults."""
+    traits_server.reset()
+    return traits_server

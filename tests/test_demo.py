@@ -289,3 +289,61 @@ def test_the_answer_is_printed_while_the_model_is_still_generating(
     assert out.held_at_first_token is True
     assert not gated.waited_out
     assert answer.strip()
+
+
+def test_labelled_questions_each_name_a_corpus_passage() -> None:
+    from hfrag.demo_eval import load_questions
+
+    questions = load_questions()
+    ids = [c["id"] for c in load_corpus()]
+    assert sorted(q["passage"] for q in questions) == sorted(ids)  # one question per passage
+    assert all(q["question"].strip().endswith("?") for q in questions)
+
+
+def test_hit_rate_counts_the_answer_among_the_first_n() -> None:
+    from hfrag.demo_eval import hit_rate
+
+    rankings = [["a", "b", "c"], ["b", "a", "c"], ["c", "b", "a"]]
+    assert hit_rate(rankings, ["a", "a", "a"], 1) == pytest.approx(1 / 3)
+    assert hit_rate(rankings, ["a", "a", "a"], 2) == pytest.approx(2 / 3)
+    assert hit_rate(rankings, ["a", "a", "a"], 3) == 1.0
+    with pytest.raises(ValueError, match="one ranking per answer"):
+        hit_rate(rankings, ["a"], 1)
+
+
+def _eval_rows(text: str) -> dict[str, tuple[float, float]]:
+    rows = {}
+    for line in text.splitlines():
+        found = re.match(r"^(retrieval.*?)\s+(\d\.\d{3})\s+(\d\.\d{3})$", line)
+        if found:
+            rows[found.group(1)] = (float(found.group(2)), float(found.group(3)))
+    return rows
+
+
+@pytest.mark.parametrize("framework", ["langchain", "llama-index"])
+def test_demo_eval_reports_hit_rates_of_both_stages(framework: str) -> None:
+    out = Recorder()
+    run(_args("--models", "hash", "--eval", "--framework", framework), out)
+    rows = _eval_rows(out.text)
+    assert list(rows) == [
+        "retrieval (hfrag/hash-embed, top 5)",
+        "retrieval + rerank (hfrag/hash-rerank)",
+    ]
+    assert all(0.0 < h1 <= h3 <= 1.0 for h1, h3 in rows.values())
+    assert "30 labelled questions" in out.text
+    assert "4. answer" not in out.text  # --eval measures, it does not answer
+    _assert_stopped(_server_url(out.text))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(_real_models_missing()), reason="the local extra's models are missing")
+def test_demo_eval_on_the_real_models_names_the_reranker_for_what_it_is() -> None:
+    out = Recorder()
+    run(_args("--models", "real", "--eval"), out)
+    rows = _eval_rows(out.text)
+    retrieval = rows["retrieval (sentence-transformers/all-MiniLM-L6-v2, top 5)"]
+    assert retrieval[0] >= 0.9  # MiniLM finds the answering passage first for most questions
+    assert retrieval[1] >= retrieval[0]
+    # embedding similarity of the same embeddings cannot reorder what they retrieved
+    assert rows["retrieval + rerank (hfrag/minilm-cosine-rerank)"] == retrieval
+    assert "not a cross-encoder" in out.text

@@ -320,7 +320,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _config_from_args(args: argparse.Namespace) -> Any:
     from hfrag.server import FaultConfig, ModelSpec, ServerConfig
     from hfrag.server.config import DEFAULT_PROMPTS, default_models
-    from hfrag.server.hashing import HashingBackend
 
     faults = FaultConfig(
         seed=args.seed,
@@ -346,6 +345,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
         models = real_models(args.embed_precision)
     elif args.model:
+        from hfrag.server.hashing import HashingBackend
         from hfrag.server.tools import RuleTools
 
         backend = HashingBackend(dim=args.embed_dim, seed=args.hash_seed)

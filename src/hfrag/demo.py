@@ -5,14 +5,16 @@ nearest a question are retrieved, reranked, and handed to an LLM whose answer is
 token as it streams, then the timings. Every step goes through hfrag's LangChain classes (or its
 LlamaIndex ones with ``--framework llama-index``) over HTTP:
 
-- offline (the default): hfrag's local server starts in this process on 127.0.0.1, with the real
-  models of the ``local`` extra when they are installed (all-MiniLM-L6-v2, cosine reranking,
+- offline (the default): hfrag's local server starts in this process on 127.0.0.1 in
+  ``hfrag serve``'s layout (``serve_deployments``: a TEI embedding listener, a TEI re-ranker
+  listener, a TGI listener, as a production stack deploys them), with the real models of the
+  ``local`` extra when they are installed (all-MiniLM-L6-v2, its embedding-similarity reranker,
   SmolLM2-135M-Instruct) and the hashing models otherwise, and stops afterwards, also on Ctrl-C
-  or an error;
-- ``--hosted``: the Hugging Face router, with ``HF_TOKEN``.
+  or an error; each class is given its listener's URL (``endpoint_url``);
+- ``--hosted``: the Hugging Face router, with ``HF_TOKEN``, each class given its model id.
 
-Both targets use the router layout (``/hf-inference/models/{id}/...``, ``/v1/chat/completions``),
-so the pipeline code is the same and only ``router_url`` and the model ids differ.
+``--eval`` measures retrieval and reranking instead of answering: hit@1 and hit@3 over the
+labelled questions shipped with the corpus (``hfrag/data/questions.json``, see ``demo_eval``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ class Targets:
     router_url: str | None  # None: the Hugging Face router
     provider: str | None = None
     description: str = ""
+    #: The local server's listeners (embed, rerank, generate); None: models by id on a router.
+    endpoints: dict[str, str] | None = None
+
+    def conn(self, role: str) -> dict[str, Any]:
+        """The connection arguments of the class playing ``role`` (embed, rerank, generate)."""
+        if self.endpoints is not None:
+            return {"endpoint_url": self.endpoints[role]}
+        model = {"embed": self.embed, "rerank": self.rerank, "generate": self.llm}[role]
+        return {"model": model, "router_url": self.router_url}
 
 
 @dataclass
@@ -121,6 +132,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-new-tokens", type=_positive, default=96, help="length limit of the streamed answer"
     )
+    parser.add_argument(
+        "--eval",
+        action="store_true",
+        help="instead of answering, report hit@1 and hit@3 of retrieval alone and of retrieval "
+        "+ rerank over the labelled questions shipped with the corpus",
+    )
 
 
 def local_models(choice: str = "auto", say: Callable[[str], None] = print) -> list[Any]:
@@ -173,7 +190,7 @@ def _targets(hosted: bool, models: str, say: Callable[[str], None]) -> Iterator[
         return
     try:
         from hfrag.server.config import ServerConfig
-        from hfrag.server.testing import serve_in_thread
+        from hfrag.server.testing import serve_deployments
     except ImportError:  # pragma: no cover - make demo installs hfrag[all]
         raise DemoError("the local server needs: pip install 'hfrag[server]'") from None
     specs = local_models(models, say)
@@ -184,13 +201,16 @@ def _targets(hosted: bool, models: str, say: Callable[[str], None]) -> Iterator[
         assert spec is not None  # both model lists serve every kind
         return spec.name
 
-    with serve_in_thread(config) as server:
+    with serve_deployments(config) as server:
+        urls = server.urls
         yield Targets(
             first("embed"),
             first("rerank"),
             first("generate"),
-            server.url,
-            description=f"hfrag's local server at {server.url}",
+            urls["router"],
+            description=f"hfrag's local server at {urls['embed']} (TEI embeddings), "
+            f"{urls['rerank']} (TEI re-ranker), {urls['generate']} (TGI)",
+            endpoints={k: urls[k] for k in ("embed", "rerank", "generate")},
         )
     say("local server stopped")
 
@@ -211,18 +231,15 @@ def _langchain(t: Targets, args: argparse.Namespace, p: Printer, clock: Timings)
         HuggingFaceInferenceReranker,
     )
 
-    conn: dict[str, Any] = {"router_url": t.router_url}
     corpus = load_corpus()
-    embeddings = HuggingFaceInferenceEmbeddings(
-        model=t.embed, batch_size=8, show_progress=True, **conn
-    )
+    embeddings = HuggingFaceInferenceEmbeddings(batch_size=8, show_progress=True, **t.conn("embed"))
     store = InMemoryVectorStore(embeddings)
     docs = [Document(page_content=c["text"], metadata={"id": c["id"]}) for c in corpus]
     p.line(f"\n1. embedding {len(docs)} passages with {t.embed}")
     with clock.step("embed corpus"):
         store.add_documents(docs)
     # The bar is for the corpus; the question is one text.
-    store.embedding = HuggingFaceInferenceEmbeddings(model=t.embed, **conn)
+    store.embedding = HuggingFaceInferenceEmbeddings(**t.conn("embed"))
 
     p.line(f"\n2. retrieved for: {args.question}")
     with clock.step("retrieve"):
@@ -230,7 +247,7 @@ def _langchain(t: Targets, args: argparse.Namespace, p: Printer, clock: Timings)
     for doc, score in hits:
         p.line(f"  {score:6.3f}  [{doc.metadata['id']}] {doc.page_content[:90]}")
 
-    reranker = HuggingFaceInferenceReranker(model=t.rerank, top_n=args.top_n, **conn)
+    reranker = HuggingFaceInferenceReranker(top_n=args.top_n, **t.conn("rerank"))
     with clock.step("rerank"):
         ranked = reranker.compress_documents([doc for doc, _ in hits], args.question)
     p.line(f"\n3. reranked by {t.rerank}")
@@ -238,11 +255,10 @@ def _langchain(t: Targets, args: argparse.Namespace, p: Printer, clock: Timings)
         p.line(f"  {doc.metadata['relevance_score']:6.3f}  [{doc.metadata['id']}]")
 
     chat = ChatHuggingFaceInference(
-        model=t.llm,
         provider=t.provider,
         max_new_tokens=args.max_new_tokens,
         temperature=0.0,
-        **conn,
+        **t.conn("generate"),
     )
     messages = [
         SystemMessage(SYSTEM),
@@ -262,9 +278,8 @@ def _llama_index(t: Targets, args: argparse.Namespace, p: Printer, clock: Timing
         HuggingFaceInferenceRerank,
     )
 
-    conn: dict[str, Any] = {"router_url": t.router_url}
     corpus = load_corpus()
-    embed_model = HuggingFaceInferenceEmbedding(model=t.embed, embed_batch_size=8, **conn)
+    embed_model = HuggingFaceInferenceEmbedding(embed_batch_size=8, **t.conn("embed"))
     docs = [Document(text=c["text"], metadata={"id": c["id"]}) for c in corpus]
     p.line(f"\n1. embedding {len(docs)} passages with {t.embed}")
     with clock.step("embed corpus"):
@@ -276,7 +291,7 @@ def _llama_index(t: Targets, args: argparse.Namespace, p: Printer, clock: Timing
     for n in nodes:
         p.line(f"  {n.score or 0.0:6.3f}  [{n.node.metadata['id']}] {n.node.get_content()[:90]}")
 
-    rerank = HuggingFaceInferenceRerank(model=t.rerank, top_n=args.top_n, **conn)
+    rerank = HuggingFaceInferenceRerank(top_n=args.top_n, **t.conn("rerank"))
     with clock.step("rerank"):
         ranked = rerank.postprocess_nodes(nodes, query_str=args.question)
     p.line(f"\n3. reranked by {t.rerank}")
@@ -284,11 +299,10 @@ def _llama_index(t: Targets, args: argparse.Namespace, p: Printer, clock: Timing
         p.line(f"  {n.score or 0.0:6.3f}  [{n.node.metadata['id']}]")
 
     llm = HuggingFaceInferenceLLM(
-        model=t.llm,
         provider=t.provider,
         max_new_tokens=args.max_new_tokens,
         temperature=0.0,
-        **conn,
+        **t.conn("generate"),
     )
     messages = [
         ChatMessage(role="system", content=SYSTEM),
@@ -316,7 +330,8 @@ def _stream_answer(llm: str, pieces: Iterator[str], p: Printer, clock: Timings) 
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> str:
-    """Run the pipeline for the parsed ``hfrag demo`` arguments; return the answer.
+    """Run the pipeline for the parsed ``hfrag demo`` arguments; return the answer (with
+    ``--eval``, the evaluation table).
 
     Raises ``DemoError`` when it cannot run as asked; the local server is stopped on any exit.
     """
@@ -327,7 +342,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> str:
     with _targets(args.hosted, args.models, p.line) as targets:
         clock.steps["start"] = time.perf_counter() - start
         p.line(f"hfrag demo: {args.framework} pipeline on {targets.description}")
-        answer = pipeline(targets, args, p, clock)
+        if getattr(args, "eval", False):
+            from hfrag.demo_eval import evaluate
+
+            with clock.step("evaluate"):
+                answer = evaluate(targets, args, p.line)
+        else:
+            answer = pipeline(targets, args, p, clock)
     total = time.perf_counter() - start
     p.line("\ntimings:")
     for name, seconds in clock.steps.items():

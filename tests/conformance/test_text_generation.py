@@ -190,3 +190,30 @@ def test_tgi_validation_error_is_typed_with_the_servers_message(replay: ReplaySe
     assert caught.value.status == 422
     assert caught.value.error_type == "validation"
     assert caught.value.message.startswith("Input validation error: `inputs` tokens + ")
+
+
+#: Every class a user streams text from: (make, call returning the joined text).
+STREAM_WAYS: dict[str, tuple[Callable[..., Any], Callable[[Any, str], str]]] = {
+    "TextGenerationClient.stream": (_task, lambda c, p: collect(c.stream(p)).text),
+    "langchain.stream": (_langchain, lambda c, p: "".join(c.stream(p))),
+    "llama_index.stream_complete": (_llama_index, lambda c, p: list(c.stream_complete(p))[-1].text),
+}
+
+
+@pytest.mark.parametrize("way", sorted(STREAM_WAYS))
+def test_tgi_stream_in_every_streaming_class(replay: ReplayServer, way: str) -> None:
+    model = "google/flan-t5-xxl"
+    replay.serve(TGI_STREAM, at=_path(model))
+    make, call = STREAM_WAYS[way]
+    assert call(make(replay.url, model, max_new_tokens=1, temperature=0), "test") == " "
+    assert replay.received[0].json()["stream"] is True
+
+
+@pytest.mark.parametrize("way", sorted(WAYS))
+def test_tgi_validation_error_in_every_class(replay: ReplayServer, way: str) -> None:
+    model = "google/flan-t5-xxl"
+    replay.serve(TGI_422, at=_path(model))
+    make, call = WAYS[way]
+    with pytest.raises(InvalidRequestError, match="must be <= 1512") as caught:
+        call(make(replay.url, model, max_new_tokens=10000), "test")
+    assert caught.value.error_type == "validation"

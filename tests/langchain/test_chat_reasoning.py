@@ -23,17 +23,12 @@ from tests.llm import (
     REASONING_TEXT,
     THINK,
     traits_server,
+    traits_srv,
 )
 
-__all__ = ["traits_server"]  # a fixture
+__all__ = ["traits_server", "traits_srv"]  # fixtures
 
 MODES = ["invoke", "ainvoke", "stream", "astream"]
-
-
-@pytest.fixture
-def srv(traits_server: ServerHandle) -> ServerHandle:
-    traits_server.reset()
-    return traits_server
 
 
 def answer(chat: ChatHuggingFaceInference, mode: str, messages: Any = PROMPT) -> BaseMessage:
@@ -58,9 +53,9 @@ def answer(chat: ChatHuggingFaceInference, mode: str, messages: Any = PROMPT) ->
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("model", REASONING_MODELS)
 def test_reasoning_is_a_reasoning_block_never_content(
-    srv: ServerHandle, model: str, mode: str
+    traits_srv: ServerHandle, model: str, mode: str
 ) -> None:
-    chat = ChatHuggingFaceInference(model=model, router_url=srv.url)
+    chat = ChatHuggingFaceInference(model=model, router_url=traits_srv.url)
     message = answer(chat, mode)
     assert message.content == ANSWER
     assert message.additional_kwargs["reasoning_content"] == REASONING_TEXT
@@ -70,8 +65,8 @@ def test_reasoning_is_a_reasoning_block_never_content(
     ]
 
 
-def test_reasoning_streams_as_it_grows(srv: ServerHandle) -> None:
-    chat = ChatHuggingFaceInference(model=REASONING, router_url=srv.url)
+def test_reasoning_streams_as_it_grows(traits_srv: ServerHandle) -> None:
+    chat = ChatHuggingFaceInference(model=REASONING, router_url=traits_srv.url)
     pieces = [c.additional_kwargs.get("reasoning_content") for c in chat.stream(PROMPT)]
     thoughts = [p for p in pieces if p]
     assert len(thoughts) > 3
@@ -79,25 +74,25 @@ def test_reasoning_streams_as_it_grows(srv: ServerHandle) -> None:
 
 
 @pytest.mark.parametrize("send", [False, True])
-def test_reasoning_goes_back_only_when_set(srv: ServerHandle, send: bool) -> None:
-    chat = ChatHuggingFaceInference(model=REASONING, router_url=srv.url, send_reasoning=send)
+def test_reasoning_goes_back_only_when_set(traits_srv: ServerHandle, send: bool) -> None:
+    chat = ChatHuggingFaceInference(model=REASONING, router_url=traits_srv.url, send_reasoning=send)
     first = chat.invoke(PROMPT)
     chat.invoke([HumanMessage(PROMPT), first, HumanMessage("And Italy?")])
-    sent = srv.counters.bodies[-1]["messages"][1]
+    sent = traits_srv.counters.bodies[-1]["messages"][1]
     assert sent["role"] == "assistant"
     assert sent.get("reasoning_content") == (REASONING_TEXT if send else None)
 
 
-def test_split_off_keeps_the_text_as_sent(srv: ServerHandle) -> None:
-    chat = ChatHuggingFaceInference(model=THINK, router_url=srv.url, split_reasoning=False)
+def test_split_off_keeps_the_text_as_sent(traits_srv: ServerHandle) -> None:
+    chat = ChatHuggingFaceInference(model=THINK, router_url=traits_srv.url, split_reasoning=False)
     message = chat.invoke(PROMPT)
     assert message.content == f"<think>{REASONING_TEXT}</think>{ANSWER}"
     assert "reasoning_content" not in message.additional_kwargs
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_logprobs_in_chatopenai_shape(srv: ServerHandle, mode: str) -> None:
-    chat = ChatHuggingFaceInference(model=REASONING, router_url=srv.url, top_logprobs=2)
+def test_logprobs_in_chatopenai_shape(traits_srv: ServerHandle, mode: str) -> None:
+    chat = ChatHuggingFaceInference(model=REASONING, router_url=traits_srv.url, top_logprobs=2)
     message = answer(chat, mode)
     content = message.response_metadata["logprobs"]["content"]
     assert "".join(t["token"] for t in content) == ANSWER
@@ -108,17 +103,17 @@ def test_logprobs_in_chatopenai_shape(srv: ServerHandle, mode: str) -> None:
         assert len(token["top_logprobs"]) == 2
 
 
-def test_no_logprobs_unless_asked(srv: ServerHandle) -> None:
-    message = ChatHuggingFaceInference(model=REASONING, router_url=srv.url).invoke(PROMPT)
+def test_no_logprobs_unless_asked(traits_srv: ServerHandle) -> None:
+    message = ChatHuggingFaceInference(model=REASONING, router_url=traits_srv.url).invoke(PROMPT)
     assert "logprobs" not in message.response_metadata
     assert isinstance(message, AIMessage)
 
 
 @pytest.mark.parametrize("streaming", [False, True])
 def test_llm_class_keeps_reasoning_and_logprobs_in_generation_info(
-    srv: ServerHandle, streaming: bool
+    traits_srv: ServerHandle, streaming: bool
 ) -> None:
-    llm = HuggingFaceInferenceLLM(endpoint_url=srv.url, logprobs=True, streaming=streaming)
+    llm = HuggingFaceInferenceLLM(endpoint_url=traits_srv.url, logprobs=True, streaming=streaming)
     result = llm.generate([PROMPT])
     generation = result.generations[0][0]
     assert generation.text == ANSWER
@@ -128,16 +123,16 @@ def test_llm_class_keeps_reasoning_and_logprobs_in_generation_info(
     assert tokens == f"<think>{REASONING_TEXT}</think>{ANSWER}"
 
 
-def test_a_text_only_model_refusing_an_image_is_a_typed_error(srv: ServerHandle) -> None:
+def test_a_text_only_model_refusing_an_image_is_a_typed_error(traits_srv: ServerHandle) -> None:
     from hfrag.errors import InvalidRequestError
     from tests.llm import TEXT_ONLY
 
     image = {"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"}
-    chat = ChatHuggingFaceInference(model=TEXT_ONLY, router_url=srv.url)
+    chat = ChatHuggingFaceInference(model=TEXT_ONLY, router_url=traits_srv.url)
     with pytest.raises(InvalidRequestError, match="not a multimodal model") as caught:
         chat.invoke([HumanMessage(content=[{"type": "text", "text": "What is it?"}, image])])
     assert caught.value.status == 400
-    sent = srv.counters.bodies[-1]["messages"][0]["content"][1]
+    sent = traits_srv.counters.bodies[-1]["messages"][0]["content"][1]
     assert sent == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
 
 
@@ -151,9 +146,29 @@ def test_reasoning_settings_are_checked_at_construction() -> None:
             cls(model=REASONING, top_logprobs=50)
 
 
-def test_llm_class_on_the_router_reads_the_reasoning_field(srv: ServerHandle) -> None:
-    llm = HuggingFaceInferenceLLM(model=REASONING, router_url=srv.url, reasoning_effort="high")
+def test_llm_class_on_the_router_reads_the_reasoning_field(traits_srv: ServerHandle) -> None:
+    llm = HuggingFaceInferenceLLM(
+        model=REASONING, router_url=traits_srv.url, reasoning_effort="high"
+    )
     generation = llm.generate([PROMPT]).generations[0][0]
     assert generation.text == ANSWER
     assert (generation.generation_info or {})["reasoning_content"] == REASONING_TEXT
-    assert srv.counters.bodies[-1]["reasoning_effort"] == "high"
+    assert traits_srv.counters.bodies[-1]["reasoning_effort"] == "high"
+
+
+def test_a_tool_call_turn_gets_its_reasoning_back_where_the_server_asks(
+    traits_srv: ServerHandle,
+) -> None:
+    from langchain_core.messages import ToolMessage
+
+    from tests.llm import WANTS_REASONING
+
+    call = {"id": "c1", "name": "get_weather", "args": {"location": "Paris"}}
+    turn = AIMessage(content="", tool_calls=[call], additional_kwargs={"reasoning_content": "r"})
+    history = [HumanMessage(PROMPT), turn, ToolMessage("sunny", tool_call_id="c1")]
+    chat = ChatHuggingFaceInference(model=WANTS_REASONING, router_url=traits_srv.url)
+    assert chat.invoke(history).content
+    assert [b["messages"][1].get("reasoning_content") for b in traits_srv.counters.bodies] == [
+        None,
+        "r",
+    ]

@@ -18,9 +18,9 @@ from typing_extensions import TypedDict
 
 from hfrag.langchain import ChatHuggingFaceInference
 from hfrag.server.testing import ServerHandle
-from tests.llm import LLAMA, NO_FORMAT, NO_FORMAT_NO_TOOLS, traits_server
+from tests.llm import LLAMA, NO_FORMAT, NO_FORMAT_NO_TOOLS, traits_server, traits_srv
 
-__all__ = ["traits_server"]  # a fixture
+__all__ = ["traits_server", "traits_srv"]  # fixtures
 
 ASK = "city: Paris, population is 2100000"
 EXPECTED = {"city": "Paris", "population": 2100000}
@@ -44,12 +44,6 @@ CITY_SCHEMA = City.model_json_schema()
 SCHEMAS = [City, CityDict, CITY_SCHEMA]
 
 
-@pytest.fixture
-def srv(traits_server: ServerHandle) -> ServerHandle:
-    traits_server.reset()
-    return traits_server
-
-
 def as_dict(value: Any) -> dict[str, Any]:
     return value.model_dump() if isinstance(value, BaseModel) else dict(value)
 
@@ -59,9 +53,9 @@ def as_dict(value: Any) -> dict[str, Any]:
     ("model", "form"), [(LLAMA, "json_schema"), (NO_FORMAT, "function_calling")]
 )
 def test_each_schema_kind_natively_and_by_fallback(
-    srv: ServerHandle, model: str, form: str, schema: Any
+    traits_srv: ServerHandle, model: str, form: str, schema: Any
 ) -> None:
-    chat = ChatHuggingFaceInference(model=model, router_url=srv.url)
+    chat = ChatHuggingFaceInference(model=model, router_url=traits_srv.url)
     structured = chat.with_structured_output(schema)
     value = structured.invoke(ASK)
     assert isinstance(value, City if schema is City else dict)
@@ -75,18 +69,18 @@ def test_each_schema_kind_natively_and_by_fallback(
     assert raw["raw"].response_metadata["structured_output_form"] == form
 
 
-def test_the_native_form_carries_strict(srv: ServerHandle) -> None:
-    chat = ChatHuggingFaceInference(model=LLAMA, router_url=srv.url)
+def test_the_native_form_carries_strict(traits_srv: ServerHandle) -> None:
+    chat = ChatHuggingFaceInference(model=LLAMA, router_url=traits_srv.url)
     chat.with_structured_output(City, strict=True).invoke(ASK)
-    spec = srv.counters.bodies[-1]["response_format"]["json_schema"]
+    spec = traits_srv.counters.bodies[-1]["response_format"]["json_schema"]
     assert (spec["name"], spec["strict"]) == ("City", True)
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=["pydantic", "typeddict", "json-schema"])
 def test_a_reply_that_does_not_validate_raises_with_the_raw_text(
-    srv: ServerHandle, schema: Any
+    traits_srv: ServerHandle, schema: Any
 ) -> None:
-    chat = ChatHuggingFaceInference(model=NO_FORMAT_NO_TOOLS, router_url=srv.url)
+    chat = ChatHuggingFaceInference(model=NO_FORMAT_NO_TOOLS, router_url=traits_srv.url)
     with pytest.raises(OutputParserException) as caught:
         chat.with_structured_output(schema).invoke(ASK)
     assert caught.value.llm_output
@@ -98,9 +92,9 @@ def test_a_reply_that_does_not_validate_raises_with_the_raw_text(
     assert raw["raw"].content == raw["parsing_error"].llm_output
 
 
-def test_function_calling_is_only_the_tool_call(srv: ServerHandle) -> None:
-    chat = ChatHuggingFaceInference(model=LLAMA, router_url=srv.url)
+def test_function_calling_is_only_the_tool_call(traits_srv: ServerHandle) -> None:
+    chat = ChatHuggingFaceInference(model=LLAMA, router_url=traits_srv.url)
     value = chat.with_structured_output(City, method="function_calling").invoke(ASK)
     assert value == City(**EXPECTED)
-    assert "response_format" not in srv.counters.bodies[-1]
-    assert srv.counters.bodies[-1]["tool_choice"]["function"]["name"] == "City"
+    assert "response_format" not in traits_srv.counters.bodies[-1]
+    assert traits_srv.counters.bodies[-1]["tool_choice"]["function"]["name"] == "City"

@@ -20,18 +20,13 @@ from tests.llm import (
     REASONING_TEXT,
     THINK,
     traits_server,
+    traits_srv,
 )
 
-__all__ = ["traits_server"]  # a fixture
+__all__ = ["traits_server", "traits_srv"]  # fixtures
 
 MODES = ["chat", "achat", "stream_chat", "astream_chat"]
 USER = [ChatMessage(role="user", content=PROMPT)]
-
-
-@pytest.fixture
-def srv(traits_server: ServerHandle) -> ServerHandle:
-    traits_server.reset()
-    return traits_server
 
 
 def respond(llm: HuggingFaceInferenceLLM, mode: str, messages: Any = USER) -> list[ChatResponse]:
@@ -50,8 +45,8 @@ def respond(llm: HuggingFaceInferenceLLM, mode: str, messages: Any = USER) -> li
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("model", REASONING_MODELS)
-def test_reasoning_is_a_thinking_block(srv: ServerHandle, model: str, mode: str) -> None:
-    llm = HuggingFaceInferenceLLM(model=model, router_url=srv.url)
+def test_reasoning_is_a_thinking_block(traits_srv: ServerHandle, model: str, mode: str) -> None:
+    llm = HuggingFaceInferenceLLM(model=model, router_url=traits_srv.url)
     message = respond(llm, mode)[-1].message
     assert message.content == ANSWER
     thinking, text = message.blocks
@@ -61,8 +56,8 @@ def test_reasoning_is_a_thinking_block(srv: ServerHandle, model: str, mode: str)
     assert text.text == ANSWER
 
 
-def test_the_thinking_block_grows_while_streamed(srv: ServerHandle) -> None:
-    llm = HuggingFaceInferenceLLM(model=THINK, router_url=srv.url)
+def test_the_thinking_block_grows_while_streamed(traits_srv: ServerHandle) -> None:
+    llm = HuggingFaceInferenceLLM(model=THINK, router_url=traits_srv.url)
     responses = list(llm.stream_chat(USER))
     grown = [
         r.message.blocks[0].content for r in responses if "thinking_delta" in r.additional_kwargs
@@ -75,18 +70,18 @@ def test_the_thinking_block_grows_while_streamed(srv: ServerHandle) -> None:
 
 
 @pytest.mark.parametrize("send", [False, True])
-def test_thinking_goes_back_only_when_set(srv: ServerHandle, send: bool) -> None:
-    llm = HuggingFaceInferenceLLM(model=REASONING, router_url=srv.url, send_reasoning=send)
+def test_thinking_goes_back_only_when_set(traits_srv: ServerHandle, send: bool) -> None:
+    llm = HuggingFaceInferenceLLM(model=REASONING, router_url=traits_srv.url, send_reasoning=send)
     first = llm.chat(USER).message
     llm.chat([*USER, first, ChatMessage(role="user", content="And Italy?")])
-    sent = srv.counters.bodies[-1]["messages"][1]
+    sent = traits_srv.counters.bodies[-1]["messages"][1]
     assert sent["content"] == ANSWER
     assert sent.get("reasoning_content") == (REASONING_TEXT if send else None)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_logprobs_streamed_and_not(srv: ServerHandle, mode: str) -> None:
-    llm = HuggingFaceInferenceLLM(model=REASONING, router_url=srv.url, top_logprobs=3)
+def test_logprobs_streamed_and_not(traits_srv: ServerHandle, mode: str) -> None:
+    llm = HuggingFaceInferenceLLM(model=REASONING, router_url=traits_srv.url, top_logprobs=3)
     logprobs = respond(llm, mode)[-1].logprobs
     assert logprobs is not None
     assert "".join(position[0].token for position in logprobs) == ANSWER
@@ -96,8 +91,8 @@ def test_logprobs_streamed_and_not(srv: ServerHandle, mode: str) -> None:
 
 
 @pytest.mark.parametrize("streaming", [False, True])
-def test_complete_keeps_reasoning_apart(srv: ServerHandle, streaming: bool) -> None:
-    llm = HuggingFaceInferenceLLM(endpoint_url=srv.url, logprobs=True, streaming=streaming)
+def test_complete_keeps_reasoning_apart(traits_srv: ServerHandle, streaming: bool) -> None:
+    llm = HuggingFaceInferenceLLM(endpoint_url=traits_srv.url, logprobs=True, streaming=streaming)
     response = llm.complete(PROMPT, formatted=True)
     assert response.text == ANSWER
     assert response.additional_kwargs["reasoning_content"] == REASONING_TEXT

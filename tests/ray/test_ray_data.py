@@ -168,6 +168,24 @@ def test_a_failed_batch_fails_its_task_with_the_typed_error_and_writes_nothing(
     assert session_files_containing(ray_ready, TOKEN) == []
 
 
+def test_a_token_echoed_into_a_decoders_error_shows_nowhere(ray_ready, make_server, tmp_path):
+    # The transport scrubs its own errors; this one is built by the OpenAI-form decoder, which
+    # quotes the bad index: it is scrubbed where it leaves the worker's client.
+    srv = make_server()
+    data = [{"object": "embedding", "index": f"Bearer {TOKEN}", "embedding": [0.1, 0.2]}] * 8
+    srv.script("/v1/embeddings", *[CannedResponse(200, {"object": "list", "data": data})] * 5)
+    ds = ray.data.from_items(rows(8), override_num_blocks=1)
+    out = embed_dataset(
+        ds, endpoint_url=srv.url + "/v1", token=TOKEN, workers=1, rows_per_call=8, max_retries=0
+    )
+    with pytest.raises(InferenceError) as info:
+        out.write_parquet(str(tmp_path / "vectors"))
+    assert srv.counters.total("/v1/embeddings", 200) >= 1  # the echoing answer was read
+    assert TOKEN not in str(info.value)
+    assert "***" in str(info.value)
+    assert session_files_containing(ray_ready, TOKEN) == []
+
+
 def test_rays_own_task_retry_recovers_a_failed_batch(ray_ready, make_server):
     srv = make_server(ServerConfig(max_client_batch_size=10))
     srv.script("/", CannedResponse(400, {"error": "transient nonsense", "error_type": "x"}))
@@ -231,3 +249,15 @@ def test_a_workers_ambient_token_is_not_sent_to_a_local_server(ray_ready, make_s
     assert set(got["hf_token_seen"].tolist()) == {AMBIENT}  # the worker did have it
     assert srv.counters.total(status=200) > 0
     assert all("authorization" not in headers for headers in srv.counters.headers)
+
+
+def test_adaptive_workers_reach_the_capacity_and_never_pass_it(ray_ready, make_server):
+    # A hard cap (429 beyond 4): each of two workers' adaptive clients has a share of 2.
+    cap = 4
+    srv = make_server(ServerConfig.default(embed_dim=32, max_concurrent_requests=cap))
+    srv.set_faults(FaultConfig(latency=0.02, max_concurrency=cap, max_queue=0))
+    ds = ray.data.from_items(rows(4000), override_num_blocks=4)
+    out = collect(embed_dataset(ds, endpoint_url=srv.url, workers=2, **FAST))
+    assert sorted(out["id"].tolist()) == list(range(4000))
+    assert srv.counters.total(status=429) == 0  # the split keeps the job within the capacity
+    assert srv.counters.max_in_flight == cap  # and the adaptive clients reach it

@@ -44,6 +44,8 @@ ANY = "*"
 class Stats:
     requests: list[RawRequest] = field(default_factory=list)
     bytes_sent: int = 0
+    #: Answers whose client closed the connection before the answer ended.
+    disconnects: int = 0
 
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
@@ -114,7 +116,10 @@ class RawServer:
             path = request.path.split("?", 1)[0]
             behaviour = self.routes.get(path) or self.routes.get(ANY, not_found)
             counted = _CountingWriter(writer, stats)
-            await behaviour(request, counted)  # type: ignore[arg-type]
+            try:
+                await behaviour(request, counted)  # type: ignore[arg-type]
+            except ConnectionError:
+                stats.disconnects += 1
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -260,3 +265,51 @@ def echo_credentials(status: int = 500) -> Behaviour:
 
 async def not_found(request: RawRequest, writer: asyncio.StreamWriter) -> None:
     await respond(404, {"error": "no such route"})(request, writer)
+
+
+def sse_event(payload: Any) -> bytes:
+    """One server-sent event: ``data: <JSON>`` (bytes pass as they are) and a blank line."""
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return b"data: " + data + b"\n\n"
+
+
+def sse(
+    events: list[Any],
+    *,
+    then: str = "close",
+    interval: float = 0.0,
+    prefix: bytes = b"",
+    content_type: str = "text/event-stream",
+) -> Behaviour:
+    """A 200 event stream of ``events`` (JSON payloads, or raw bytes), ``interval`` apart, then:
+    ``close`` the connection, send ``done`` (``data: [DONE]``) and close, or ``hold`` it open
+    sending keep-alive comments until the client leaves (counted in ``stats.disconnects``)."""
+
+    async def behaviour(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(head(200, {"Content-Type": content_type}) + prefix)
+        for event in events:
+            writer.write(sse_event(event))
+            await writer.drain()
+            await asyncio.sleep(interval)
+        if then == "done":
+            writer.write(b"data: [DONE]\n\n")
+        await writer.drain()
+        while then == "hold":
+            await asyncio.sleep(0.05)
+            writer.write(b": keep-alive\n\n")
+            await writer.drain()
+
+    return behaviour
+
+
+def in_turn(*behaviours: Behaviour) -> Behaviour:
+    """Each request gets the next behaviour; the last one answers every request after."""
+    count = 0
+
+    async def behaviour(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        nonlocal count
+        chosen = behaviours[min(count, len(behaviours) - 1)]
+        count += 1
+        await chosen(request, writer)
+
+    return behaviour

@@ -8,6 +8,7 @@ drift from the tests.
 
     python tests/reliability/summary.py          # run tests/reliability, rewrite the table
     python tests/reliability/summary.py --print  # the table, counts only, without running
+    python tests/reliability/summary.py --module test_every_class_streams  # rerun that row only
 """
 
 from __future__ import annotations
@@ -67,6 +68,15 @@ ROWS = (
             "test_langchain_serialisation",
         ),
         ("lc.HuggingFaceInferenceEmbeddings", "li.HuggingFaceInferenceEmbedding"),
+    ),
+    Row(
+        "A token echoed into each decoder's error (embeddings, rerank, generation, streams)",
+        ("test_every_class_echoed_tokens",),
+    ),
+    Row(
+        "Streams: a JSON answer, a held-open complete stream, cancellation mid-stream, tool-call "
+        "deltas with shared indexes, odd event streams",
+        ("test_every_class_streams",),
     ),
     Row(
         "Soak: 50,000 texts, reranking, streamed chat, at 10% mixed faults",
@@ -133,8 +143,13 @@ def count(nodeids: list[str]) -> dict[Row, Counts]:
     return out
 
 
-def run() -> dict[Row, collections.Counter[str]]:
-    """Run the suite; outcomes (passed, skipped, failed) per row."""
+def run(rows: tuple[Row, ...] = ROWS) -> dict[Row, collections.Counter[str]]:
+    """Run the suite (or the modules of ``rows``); outcomes (passed, skipped, failed) per row."""
+    targets = (
+        [FOLDER]
+        if rows == ROWS
+        else [f"{FOLDER}/{module}.py" for row in rows for module in row.modules]
+    )
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.xml"
         subprocess.run(
@@ -145,7 +160,7 @@ def run() -> dict[Row, collections.Counter[str]]:
                 "-q",
                 "-p",
                 "no:cacheprovider",
-                FOLDER,
+                *targets,
                 f"--junitxml={report}",
                 # the check of this table, which cannot pass before the table is written
                 f"--ignore={FOLDER}/test_summary.py",
@@ -154,7 +169,7 @@ def run() -> dict[Row, collections.Counter[str]]:
             check=False,
         )
         tree = ET.parse(report)
-    outcomes: dict[Row, collections.Counter[str]] = {row: collections.Counter() for row in ROWS}
+    outcomes: dict[Row, collections.Counter[str]] = {row: collections.Counter() for row in rows}
     for case in tree.iter("testcase"):
         module = case.get("classname", "").rsplit(".", 1)[-1]
         kinds = {child.tag for child in case}
@@ -165,7 +180,7 @@ def run() -> dict[Row, collections.Counter[str]]:
             if "skipped" in kinds
             else "passed"
         )
-        for row in ROWS:
+        for row in rows:
             if module in row.modules:
                 outcomes[row][outcome] += 1
     return outcomes
@@ -208,13 +223,21 @@ def readme_results(block: str) -> dict[Row, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--print", action="store_true", help="print the counts; run nothing")
+    parser.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        help="run only the rows holding this test module (repeatable); keep the others' results",
+    )
     args = parser.parse_args()
     counts = count(collect())
     text = PAGE.read_text(encoding="utf-8")
+    results = readme_results(readme_block(text))
     if args.print:
-        print(render(counts, readme_results(readme_block(text))))
+        print(render(counts, results))
         return
-    results = {row: result_text(outcome) for row, outcome in run().items()}
+    rows = tuple(r for r in ROWS if set(r.modules) & set(args.module)) if args.module else ROWS
+    results.update({row: result_text(outcome) for row, outcome in run(rows).items()})
     table = render(counts, results)
     PAGE.write_text(text.replace(readme_block(text), table), encoding="utf-8")
     print(table)

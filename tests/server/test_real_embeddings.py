@@ -193,7 +193,7 @@ def test_64_concurrent_requests_all_answered_right(embed_server, embedder):
     assert len(new_batches) < 64  # concurrent requests shared model calls
 
 
-def test_rerank_scores_by_cosine_of_the_embeddings(embed_server, embedder):
+def test_rerank_scores_are_the_calibrated_cosine_of_the_embeddings(embed_server, embedder):
     query = "What is the capital of France?"
     texts = ["Berlin is the capital of Germany.", "Paris is the capital of France.", "I like tea."]
     r = httpx.post(
@@ -205,7 +205,7 @@ def test_rerank_scores_by_cosine_of_the_embeddings(embed_server, embedder):
     vectors = embedder.embed([query, *texts])
     for rank in ranks:
         cos = float(np.dot(vectors[0], vectors[1 + rank["index"]]))
-        assert rank["score"] == pytest.approx(cos, abs=1e-4)
+        assert rank["score"] == pytest.approx(10 * cos - 4, abs=1e-3)  # the logit
     model = f"/hf-inference/models/{RERANK_MODEL}"
     r = httpx.post(
         f"{embed_server.url}{model}",
@@ -214,6 +214,21 @@ def test_rerank_scores_by_cosine_of_the_embeddings(embed_server, embedder):
     assert r.status_code == 200
     scores = [row[0]["score"] for row in r.json()]
     assert max(range(3), key=scores.__getitem__) == 1
+
+
+def test_rerank_probabilities_spread_so_a_threshold_separates(embed_server):
+    """TEI's default scores (the sigmoid) of an answering and of unrelated passages lie far
+    apart, not all within 0.5 to 0.7 as the sigmoid of a bare cosine did."""
+    query = "How do honey bees tell each other where the flowers are?"
+    texts = [
+        "Honey bees tell their nest mates where flowers are with a waggle dance.",
+        "The marathon is 42.195 kilometres long.",
+        "Coffee beans are the roasted seeds of the coffee cherry.",
+    ]
+    r = httpx.post(f"{embed_server.url}/rerank", json={"query": query, "texts": texts})
+    scores = {rank["index"]: rank["score"] for rank in r.json()}
+    assert scores[0] > 0.8
+    assert max(scores[1], scores[2]) < 0.2
 
 
 def test_token_embeddings_pool_to_the_sentence_vector(embedder):

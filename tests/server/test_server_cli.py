@@ -198,7 +198,10 @@ def test_models_real_serves_the_packaged_models_and_says_so():
     assert config.models[0].max_input_length == 256  # the model's limit, not --max-input-length
     text = describe_models(config)
     assert "sentence-transformers/all-MiniLM-L6-v2 (embed, onnxruntime-int8, max input 256)" in text
-    assert "HuggingFaceTB/SmolLM2-135M-Instruct (generate, llama.cpp, max input 1536)" in text
+    assert (
+        "HuggingFaceTB/SmolLM2-135M-Instruct (generate, llama.cpp, max input 1536, tool calls "
+        "and response_format decided by the model under a llama.cpp grammar)"
+    ) in text
 
 
 def test_serve_in_subprocess_yields_a_live_server_and_stops_it():

@@ -32,19 +32,15 @@ from tests.llm import (
     REASONING_TEXT,
     TEXT_ONLY,
     THINK,
+    WANTS_REASONING,
     traits_server,
+    traits_srv,
 )
 from tests.tasks.test_llm_clients import CHAT, MODES, WEATHER, _delta, _sse, chat, fast, generate
 
-__all__ = ["traits_server"]  # a fixture
+__all__ = ["traits_server", "traits_srv"]  # fixtures
 
 USER = [{"role": "user", "content": PROMPT}]
-
-
-@pytest.fixture
-def srv(traits_server: ServerHandle) -> ServerHandle:
-    traits_server.reset()
-    return traits_server
 
 
 # -- the inline form, split piece by piece ------------------------------------------------------
@@ -93,9 +89,9 @@ def test_the_split_can_be_turned_off() -> None:
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("model", REASONING_MODELS)
 def test_chat_reasoning_is_kept_apart_in_every_form(
-    srv: ServerHandle, model: str, mode: str
+    traits_srv: ServerHandle, model: str, mode: str
 ) -> None:
-    client = ChatClient(model, router_url=srv.url, **fast())
+    client = ChatClient(model, router_url=traits_srv.url, **fast())
     out = chat(client, mode, USER)
     assert out.text == ANSWER
     assert out.reasoning == REASONING_TEXT
@@ -107,20 +103,20 @@ def test_chat_reasoning_is_kept_apart_in_every_form(
     [(REASONING_CONTENT, "reasoning_content"), (REASONING, "reasoning"), (THINK, "content")],
 )
 def test_the_server_sends_each_form_as_its_model_asks(
-    srv: ServerHandle, model: str, field: str
+    traits_srv: ServerHandle, model: str, field: str
 ) -> None:
     """The wire is what the form says (so the client's reading of each is what is tested)."""
     body = {"model": model, "messages": USER}
-    answer = httpx.post(srv.url + "/v1/chat/completions", json=body, timeout=10).json()
+    answer = httpx.post(traits_srv.url + "/v1/chat/completions", json=body, timeout=10).json()
     message = answer["choices"][0]["message"]
     assert REASONING_TEXT in message[field]
     if field != "content":
         assert message["content"] == ANSWER
 
 
-def test_stream_yields_reasoning_deltas_before_the_answer(srv: ServerHandle) -> None:
+def test_stream_yields_reasoning_deltas_before_the_answer(traits_srv: ServerHandle) -> None:
     for model in REASONING_MODELS:
-        chunks = list(ChatClient(model, router_url=srv.url, **fast()).stream_chat(USER))
+        chunks = list(ChatClient(model, router_url=traits_srv.url, **fast()).stream_chat(USER))
         kinds = [type(c) for c in chunks if isinstance(c, (TextDelta, ReasoningDelta))]
         first_text = kinds.index(TextDelta)
         assert kinds[:first_text] == [ReasoningDelta] * first_text
@@ -129,43 +125,46 @@ def test_stream_yields_reasoning_deltas_before_the_answer(srv: ServerHandle) -> 
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_text_generation_splits_the_inline_form(srv: ServerHandle, mode: str) -> None:
-    client = TextGenerationClient(endpoint_url=srv.url, **fast())
+def test_text_generation_splits_the_inline_form(traits_srv: ServerHandle, mode: str) -> None:
+    client = TextGenerationClient(endpoint_url=traits_srv.url, **fast())
     assert client.wire() == "text-generation"
     out = generate(client, mode, PROMPT)
     assert (out.text, out.reasoning) == (ANSWER, REASONING_TEXT)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_turning_the_split_off_leaves_the_text_as_sent(srv: ServerHandle, mode: str) -> None:
+def test_turning_the_split_off_leaves_the_text_as_sent(traits_srv: ServerHandle, mode: str) -> None:
     options = GenerationOptions(split_reasoning=False)
-    out = chat(ChatClient(THINK, router_url=srv.url, options=options, **fast()), mode, USER)
+    out = chat(ChatClient(THINK, router_url=traits_srv.url, options=options, **fast()), mode, USER)
     assert out.text == f"<think>{REASONING_TEXT}</think>{ANSWER}"
     assert out.reasoning is None
-    text = TextGenerationClient(endpoint_url=srv.url, options=options, **fast())
+    text = TextGenerationClient(endpoint_url=traits_srv.url, options=options, **fast())
     assert generate(text, mode, PROMPT).text == out.text
 
 
 @pytest.mark.parametrize("send", [False, True])
-def test_whether_reasoning_goes_back_is_a_setting(srv: ServerHandle, send: bool) -> None:
+def test_whether_reasoning_goes_back_is_a_setting(traits_srv: ServerHandle, send: bool) -> None:
     client = ChatClient(
-        REASONING, router_url=srv.url, options=GenerationOptions(send_reasoning=send), **fast()
+        REASONING,
+        router_url=traits_srv.url,
+        options=GenerationOptions(send_reasoning=send),
+        **fast(),
     )
     turn = {"role": "assistant", "content": "Hi.", "reasoning_content": "r", "reasoning": "s"}
     client.chat([*USER, turn, {"role": "user", "content": "And Italy?"}])
-    sent = srv.counters.bodies[-1]["messages"][1]
+    sent = traits_srv.counters.bodies[-1]["messages"][1]
     assert ("reasoning_content" in sent, "reasoning" in sent) == (send, send)
     assert sent["content"] == "Hi."
 
 
-def test_reasoning_options_are_sent_and_checked_at_construction(srv: ServerHandle) -> None:
+def test_reasoning_options_are_sent_and_checked_at_construction(traits_srv: ServerHandle) -> None:
     options = GenerationOptions(
         reasoning_effort="low",
         enable_thinking=False,
         model_kwargs={"chat_template_kwargs": {"preserve_thinking": True}},
     )
-    ChatClient(REASONING, router_url=srv.url, options=options, **fast()).chat(USER)
-    body = srv.counters.bodies[-1]
+    ChatClient(REASONING, router_url=traits_srv.url, options=options, **fast()).chat(USER)
+    body = traits_srv.counters.bodies[-1]
     assert body["reasoning_effort"] == "low"
     assert body["chat_template_kwargs"] == {"preserve_thinking": True, "enable_thinking": False}
     with pytest.raises(ConfigurationError, match="reasoning_effort must be one of"):
@@ -174,7 +173,7 @@ def test_reasoning_options_are_sent_and_checked_at_construction(srv: ServerHandl
         GenerationOptions(enable_thinking="yes")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="chat_template_kwargs"):
         GenerationOptions(model_kwargs={"chat_template_kwargs": "x"})
-    text = TextGenerationClient(endpoint_url=srv.url, options=options, **fast())
+    text = TextGenerationClient(endpoint_url=traits_srv.url, options=options, **fast())
     with pytest.raises(ConfigurationError, match="chat-completions option"):
         text.generate(PROMPT)
 
@@ -184,22 +183,22 @@ def test_reasoning_options_are_sent_and_checked_at_construction(srv: ServerHandl
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("model", [REASONING, THINK])
-def test_chat_logprobs_streamed_and_not(srv: ServerHandle, model: str, mode: str) -> None:
+def test_chat_logprobs_streamed_and_not(traits_srv: ServerHandle, model: str, mode: str) -> None:
     options = GenerationOptions(top_logprobs=2)
-    out = chat(ChatClient(model, router_url=srv.url, options=options, **fast()), mode, USER)
+    out = chat(ChatClient(model, router_url=traits_srv.url, options=options, **fast()), mode, USER)
     assert out.logprobs is not None
     tokens = "".join(t.token for t in out.logprobs)
     # content tokens only: a field form's reasoning is not content; the inline form's is
     assert tokens == (ANSWER if model == REASONING else f"<think>{REASONING_TEXT}</think>{ANSWER}")
     assert all(t.logprob is not None and t.logprob < 0 for t in out.logprobs)
     assert all(len(t.top) == 2 and t.top[0].token == t.token for t in out.logprobs)
-    assert srv.counters.bodies[-1]["logprobs"] is True
+    assert traits_srv.counters.bodies[-1]["logprobs"] is True
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_text_generation_logprobs_from_tgi_details(srv: ServerHandle, mode: str) -> None:
+def test_text_generation_logprobs_from_tgi_details(traits_srv: ServerHandle, mode: str) -> None:
     client = TextGenerationClient(
-        endpoint_url=srv.url, options=GenerationOptions(logprobs=True), **fast()
+        endpoint_url=traits_srv.url, options=GenerationOptions(logprobs=True), **fast()
     )
     out = generate(client, mode, PROMPT)
     assert out.logprobs is not None
@@ -207,11 +206,11 @@ def test_text_generation_logprobs_from_tgi_details(srv: ServerHandle, mode: str)
     assert "</s>" not in [t.token for t in out.logprobs]  # TGI's special end token is left out
 
 
-def test_no_logprobs_unless_asked(srv: ServerHandle) -> None:
-    client = ChatClient(REASONING, router_url=srv.url, **fast())
+def test_no_logprobs_unless_asked(traits_srv: ServerHandle) -> None:
+    client = ChatClient(REASONING, router_url=traits_srv.url, **fast())
     assert client.chat(USER).logprobs is None
     assert not any(isinstance(c, LogprobsDelta) for c in client.stream_chat(USER))
-    assert "logprobs" not in srv.counters.bodies[-1]
+    assert "logprobs" not in traits_srv.counters.bodies[-1]
 
 
 def test_top_logprobs_is_checked_at_construction() -> None:
@@ -225,21 +224,21 @@ def test_top_logprobs_is_checked_at_construction() -> None:
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
 
 
-def test_a_text_only_model_refusing_an_image_is_a_typed_error(srv: ServerHandle) -> None:
+def test_a_text_only_model_refusing_an_image_is_a_typed_error(traits_srv: ServerHandle) -> None:
     message = {"role": "user", "content": [{"type": "text", "text": "What is it?"}, IMAGE]}
-    client = ChatClient(TEXT_ONLY, router_url=srv.url, **fast())
+    client = ChatClient(TEXT_ONLY, router_url=traits_srv.url, **fast())
     with pytest.raises(InvalidRequestError) as caught:
         client.chat([message])
     assert caught.value.status == 400
     assert "not a multimodal model" in caught.value.message
-    assert srv.counters.bodies[-1]["messages"][0]["content"][1] == IMAGE
+    assert traits_srv.counters.bodies[-1]["messages"][0]["content"][1] == IMAGE
 
 
 # -- answers in shapes the local server does not make ---------------------------------------------
 
 
 def test_vllm_style_deltas_with_null_fields_and_a_tag_split_across_chunks(
-    srv: ServerHandle,
+    traits_srv: ServerHandle,
 ) -> None:
     """vLLM sends ``reasoning_content: null`` beside content; a model without a parser splits
     ``<think>`` across tokens. Both in one stream: nothing leaks into the text."""
@@ -250,14 +249,14 @@ def test_vllm_style_deltas_with_null_fields_and_a_tag_split_across_chunks(
         _delta({"content": " it</thi"}),
         _delta({"content": "nk>\n\nYes."}, "stop"),
     )
-    srv.script(CHAT, CannedResponse(200, sse=events))
-    chunks = list(ChatClient(endpoint_url=srv.url, **fast()).stream_chat(USER))
+    traits_srv.script(CHAT, CannedResponse(200, sse=events))
+    chunks = list(ChatClient(endpoint_url=traits_srv.url, **fast()).stream_chat(USER))
     text = "".join(c.text for c in chunks if isinstance(c, TextDelta))
     thought = "".join(c.text for c in chunks if isinstance(c, ReasoningDelta))
     assert (thought, text) == ("weigh it", "Yes.")
 
 
-def test_a_field_and_stop_sequences_apply_to_the_answer_only(srv: ServerHandle) -> None:
+def test_a_field_and_stop_sequences_apply_to_the_answer_only(traits_srv: ServerHandle) -> None:
     answer = {
         "choices": [
             {
@@ -267,12 +266,12 @@ def test_a_field_and_stop_sequences_apply_to_the_answer_only(srv: ServerHandle) 
             }
         ]
     }
-    srv.script(CHAT, CannedResponse(200, answer))
-    out = ChatClient(endpoint_url=srv.url, **fast()).chat(USER, stop=["END"])
+    traits_srv.script(CHAT, CannedResponse(200, answer))
+    out = ChatClient(endpoint_url=traits_srv.url, **fast()).chat(USER, stop=["END"])
     assert (out.text, out.reasoning) == ("Yes. ", "END of it")
 
 
-def test_tgi_top_tokens_become_the_alternatives(srv: ServerHandle) -> None:
+def test_tgi_top_tokens_become_the_alternatives(traits_srv: ServerHandle) -> None:
     """TGI ``/generate`` with ``top_n_tokens``: ``details.top_tokens`` is one list per token."""
     token = {"id": 5, "text": " Paris", "logprob": -0.1, "special": False}
     other = {"id": 6, "text": " Rome", "logprob": -2.5, "special": False}
@@ -286,20 +285,24 @@ def test_tgi_top_tokens_become_the_alternatives(srv: ServerHandle) -> None:
             "top_tokens": [[token, other], [eos]],
         },
     }
-    srv.script("/generate", CannedResponse(200, answer))
+    traits_srv.script("/generate", CannedResponse(200, answer))
     options = GenerationOptions(top_logprobs=2)
-    out = TextGenerationClient(endpoint_url=srv.url, options=options, **fast()).generate(PROMPT)
+    out = TextGenerationClient(endpoint_url=traits_srv.url, options=options, **fast()).generate(
+        PROMPT
+    )
     assert out.logprobs is not None
     (only,) = out.logprobs
     assert (only.token, only.logprob) == (" Paris", -0.1)
     assert [(t.token, t.logprob) for t in only.top] == [(" Paris", -0.1), (" Rome", -2.5)]
-    assert srv.counters.bodies[-1]["parameters"]["top_n_tokens"] == 2
+    assert traits_srv.counters.bodies[-1]["parameters"]["top_n_tokens"] == 2
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("model", REASONING_MODELS)
-def test_a_reasoning_model_still_calls_tools(srv: ServerHandle, model: str, mode: str) -> None:
-    client = ChatClient(model, router_url=srv.url, **fast())
+def test_a_reasoning_model_still_calls_tools(
+    traits_srv: ServerHandle, model: str, mode: str
+) -> None:
+    client = ChatClient(model, router_url=traits_srv.url, **fast())
     asked = [{"role": "user", "content": "What is the weather in Paris?"}]
     out = chat(client, mode, asked, tools=[WEATHER])
     assert [c.name for c in out.tool_calls] == ["get_weather"]
@@ -307,9 +310,46 @@ def test_a_reasoning_model_still_calls_tools(srv: ServerHandle, model: str, mode
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_reasoning_tokens_are_counted_where_the_server_says(srv: ServerHandle, mode: str) -> None:
+def test_reasoning_tokens_are_counted_where_the_server_says(
+    traits_srv: ServerHandle, mode: str
+) -> None:
     counted = len(REASONING_TEXT.split()) + 2  # a token per word, and the two tags
     for model, expected in ((REASONING_CONTENT, counted), (REASONING, counted), (THINK, None)):
-        out = chat(ChatClient(model, router_url=srv.url, **fast()), mode, USER)
+        out = chat(ChatClient(model, router_url=traits_srv.url, **fast()), mode, USER)
         assert out.usage is not None
         assert out.usage.reasoning_tokens == expected
+
+
+TOOL_TURNS = [
+    *USER,
+    {
+        "role": "assistant",
+        "content": None,
+        "reasoning_content": "look it up",
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+        ],
+    },
+    {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+]
+
+
+def test_a_server_that_wants_reasoning_back_gets_it_and_the_client_remembers(
+    traits_srv: ServerHandle,
+) -> None:
+    client = ChatClient(WANTS_REASONING, router_url=traits_srv.url, **fast())
+    out = client.chat(TOOL_TURNS)
+    assert out.text
+    first, second = traits_srv.counters.bodies
+    assert "reasoning_content" not in first["messages"][1]  # the default: not sent back
+    assert second["messages"][1]["reasoning_content"] == "look it up"
+    client.chat(TOOL_TURNS)
+    assert len(traits_srv.counters.bodies) == 3  # sent at once from now on
+    assert traits_srv.counters.bodies[-1]["messages"][1]["reasoning_content"] == "look it up"
+
+
+def test_the_refusal_stands_when_there_is_no_reasoning_to_send(traits_srv: ServerHandle) -> None:
+    turns = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in TOOL_TURNS]
+    with pytest.raises(InvalidRequestError, match="must be passed back"):
+        ChatClient(WANTS_REASONING, router_url=traits_srv.url, **fast()).chat(turns)
+    assert len(traits_srv.counters.bodies) == 1

@@ -13,10 +13,10 @@ from hfrag.errors import InvalidRequestError
 from hfrag.server.testing import ServerHandle
 from hfrag.tasks import ChatClient, StructuredOutputError, StructuredSpec
 from hfrag.tasks.structured import refuses
-from tests.llm import LLAMA, NO_FORMAT, NO_FORMAT_NO_TOOLS, traits_server
+from tests.llm import LLAMA, NO_FORMAT, NO_FORMAT_NO_TOOLS, traits_server, traits_srv
 from tests.tasks.test_llm_clients import fast
 
-__all__ = ["traits_server"]  # a fixture
+__all__ = ["traits_server", "traits_srv"]  # fixtures
 
 CITY = StructuredSpec(
     {
@@ -30,16 +30,10 @@ ASK = [{"role": "user", "content": "city: Paris, population is 2100000"}]
 EXPECTED = {"city": "Paris", "population": 2100000}
 
 
-@pytest.fixture
-def srv(traits_server: ServerHandle) -> ServerHandle:
-    traits_server.reset()
-    return traits_server
-
-
-def sent(srv: ServerHandle) -> list[str]:
+def sent(traits_srv: ServerHandle) -> list[str]:
     """What each chat request asked with: response_format, tools, or neither (a prompt)."""
     kinds = []
-    for body in srv.counters.bodies:
+    for body in traits_srv.counters.bodies:
         kinds.append(
             "format" if "response_format" in body else "tools" if "tools" in body else "prompt"
         )
@@ -49,44 +43,44 @@ def sent(srv: ServerHandle) -> list[str]:
 @pytest.mark.parametrize(
     ("where", "style"), [({"model": LLAMA}, "json_schema"), ({"endpoint": True}, "json_object")]
 )
-def test_native_form_first(srv: ServerHandle, where: dict[str, object], style: str) -> None:
+def test_native_form_first(traits_srv: ServerHandle, where: dict[str, object], style: str) -> None:
     kwargs = (
-        {"endpoint_url": srv.url}
+        {"endpoint_url": traits_srv.url}
         if "endpoint" in where
-        else {"model": LLAMA, "router_url": srv.url}
+        else {"model": LLAMA, "router_url": traits_srv.url}
     )
     client = ChatClient(**kwargs, **fast())  # type: ignore[arg-type]
     answer = client.structured(ASK, CITY)
     assert (answer.form, answer.value()) == ("json_schema", EXPECTED)
-    assert srv.counters.bodies[-1]["response_format"]["type"] == style  # TGI's form to TGI
+    assert traits_srv.counters.bodies[-1]["response_format"]["type"] == style  # TGI's form to TGI
 
 
 def test_a_server_without_response_format_gets_a_forced_tool_call_remembered(
-    srv: ServerHandle,
+    traits_srv: ServerHandle,
 ) -> None:
-    client = ChatClient(NO_FORMAT, router_url=srv.url, **fast())
+    client = ChatClient(NO_FORMAT, router_url=traits_srv.url, **fast())
     answer = client.structured(ASK, CITY)
     assert (answer.form, answer.value()) == ("function_calling", EXPECTED)
-    assert sent(srv) == ["format", "tools"]
-    assert srv.counters.bodies[-1]["tool_choice"] == {
+    assert sent(traits_srv) == ["format", "tools"]
+    assert traits_srv.counters.bodies[-1]["tool_choice"] == {
         "type": "function",
         "function": {"name": "City"},
     }
     assert client.structured(ASK, CITY).form == "function_calling"
-    assert sent(srv) == ["format", "tools", "tools"]  # the refusal is remembered per client
-    fresh = ChatClient(NO_FORMAT, router_url=srv.url, **fast())
+    assert sent(traits_srv) == ["format", "tools", "tools"]  # the refusal is remembered per client
+    fresh = ChatClient(NO_FORMAT, router_url=traits_srv.url, **fast())
     fresh.structured(ASK, CITY)
-    assert sent(srv)[-2:] == ["format", "tools"]
+    assert sent(traits_srv)[-2:] == ["format", "tools"]
 
 
 def test_a_server_without_tools_either_is_prompted_and_a_bad_reply_keeps_its_text(
-    srv: ServerHandle,
+    traits_srv: ServerHandle,
 ) -> None:
-    client = ChatClient(NO_FORMAT_NO_TOOLS, router_url=srv.url, **fast())
+    client = ChatClient(NO_FORMAT_NO_TOOLS, router_url=traits_srv.url, **fast())
     answer = client.structured(ASK, CITY)
     assert answer.form == "json_mode"
-    assert sent(srv) == ["format", "tools", "prompt"]
-    instruction = srv.counters.bodies[-1]["messages"][0]
+    assert sent(traits_srv) == ["format", "tools", "prompt"]
+    instruction = traits_srv.counters.bodies[-1]["messages"][0]
     assert instruction["role"] == "system"
     assert '"required":["city","population"]' in instruction["content"]
     # the extractive generator answers with a sentence of its prompt (here the schema itself),
@@ -96,14 +90,14 @@ def test_a_server_without_tools_either_is_prompted_and_a_bad_reply_keeps_its_tex
     assert caught.value.raw == answer.output.text
 
 
-def test_a_form_named_is_the_only_one_tried(srv: ServerHandle) -> None:
-    client = ChatClient(NO_FORMAT, router_url=srv.url, **fast())
+def test_a_form_named_is_the_only_one_tried(traits_srv: ServerHandle) -> None:
+    client = ChatClient(NO_FORMAT, router_url=traits_srv.url, **fast())
     with pytest.raises(InvalidRequestError, match="response_format"):
         client.structured(ASK, CITY, form="json_schema")
-    assert sent(srv) == ["format"]
+    assert sent(traits_srv) == ["format"]
 
 
-def test_a_bad_input_is_not_taken_for_a_missing_feature(srv: ServerHandle) -> None:
+def test_a_bad_input_is_not_taken_for_a_missing_feature(traits_srv: ServerHandle) -> None:
     bad = InvalidRequestError("Input validation error: `max_tokens` too large", status=422)
     assert not refuses(bad, "json_schema")
     said = InvalidRequestError(

@@ -10,6 +10,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict
 
 from hfrag._fields import ADAPTER_CONFIG, EmbeddingFields
+from hfrag.langchain._rate import RateLimitedFields
 from hfrag.langchain._serial import HfragSerializable
 from hfrag.tasks.vectors import Matrix
 
@@ -26,7 +27,9 @@ def _row(vector: Matrix) -> list[float]:
     return row
 
 
-class HuggingFaceInferenceEmbeddings(EmbeddingFields, HfragSerializable, Embeddings):
+class HuggingFaceInferenceEmbeddings(
+    RateLimitedFields, EmbeddingFields, HfragSerializable, Embeddings
+):
     """Embeddings from a Hub model on the Hugging Face router, or from any TEI-compatible endpoint.
 
     Give ``model`` (a Hub model id) or ``endpoint_url`` (an Inference Endpoint, a TEI server, or

@@ -18,6 +18,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
 from hfrag._fields import ADAPTER_CONFIG, RankingFields, RerankFields
+from hfrag.langchain._rate import RateLimitedFields
 from hfrag.langchain._serial import HfragSerializable
 from hfrag.tasks import RerankResult
 from hfrag.tasks.inputs import check_objects
@@ -41,7 +42,9 @@ def _ranked(documents: list[Document], results: list[RerankResult]) -> list[Docu
     return out
 
 
-class HuggingFaceInferenceReranker(RankingFields, HfragSerializable, BaseDocumentCompressor):
+class HuggingFaceInferenceReranker(
+    RateLimitedFields, RankingFields, HfragSerializable, BaseDocumentCompressor
+):
     """Rerank retrieved documents with a cross-encoder on the Hugging Face router or any endpoint.
 
     Give ``model`` (a Hub model id, served by text classification on the router) or
@@ -98,7 +101,9 @@ def _floats(scores: Scores) -> list[float]:
     return floats
 
 
-class HuggingFaceInferenceCrossEncoder(RerankFields, HfragSerializable, BaseCrossEncoder):
+class HuggingFaceInferenceCrossEncoder(
+    RateLimitedFields, RerankFields, HfragSerializable, BaseCrossEncoder
+):
     """A cross-encoder on the Hugging Face router or any re-ranker endpoint, for LangChain.
 
     ``score(text_pairs)`` returns one relevance score per ``(query, text)`` pair, in order (a

@@ -15,15 +15,15 @@ Its modules, by what they are::
                                dynamic batching), deployments (one listener per deployment),
                                config, state, logs
     real backends              backends_onnx (MiniLM on onnxruntime / numpy, cosine scorer),
-                               backends_llama (SmolLM2 on llama.cpp), models_real (where the
-                               files are)
+                               backends_llama (SmolLM2 on llama.cpp), grammars (tool calls
+                               and response_format as llama.cpp grammars), models_real
     test doubles               hashing (HashingBackend), tools (RuleTools: the tool-call rule),
                                faults (injected failures), testing (in-process harness)
 
 What runs under ``--models real``: the routes, wire rules and serving modules above, with
-``models_real``, ``backends_onnx`` and ``backends_llama``; ``hashing`` and ``tools`` are not
-imported there. Faults are drawn by the request pipeline in
-``app`` and stay off unless asked for.
+``models_real``, ``backends_onnx``, ``backends_llama`` and ``grammars``; ``hashing`` and ``tools``
+are never imported there (``tests/server/test_real_tools.py`` checks ``sys.modules``). Faults
+are drawn by the request pipeline in ``app`` and stay off unless asked for.
 
 Needs the ``server`` extra (aiohttp)::
 

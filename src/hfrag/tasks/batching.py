@@ -21,6 +21,7 @@ What can go wrong:
 
 - a batch the server rejects as too large is split (to the size the server named, else in half)
   and the smaller size is kept for the rest of the job;
+- with a ``rate_limiter``, every request (a resent one too) first takes its ``aacquire()``;
 - with ``isolate``, a batch rejected for its input (400/422, a too-long input...) is split in
   halves down to the one input that causes it; that input's error goes to ``isolate(position,
   error)`` and every other input is still sent (coalesced queries: only the caller whose input
@@ -50,6 +51,7 @@ from hfrag.errors import (
     UnavailableError,
 )
 from hfrag.tasks.budget import Budget
+from hfrag.tasks.engine import RateLimiter
 from hfrag.transport.retry import RetryPolicy, backoff
 
 T = TypeVar("T")
@@ -134,10 +136,12 @@ async def run_batches(
     weights: Sequence[int] | None = None,
     max_weight: int | None = None,
     isolate: Callable[[int, InferenceError], None] | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> None:
     """Send inputs ``[0, n)`` in batches through ``send(start, stop)``; ``collect`` each result.
 
-    See the module docstring for ``budget``, ``weights``/``max_weight`` and ``isolate``.
+    See the module docstring for ``budget``, ``weights``/``max_weight``, ``isolate`` and
+    ``rate_limiter``.
     """
     if n == 0:
         return
@@ -146,6 +150,8 @@ async def run_batches(
 
     async def attempt(start: int, stop: int) -> T | None:
         """One batch through the budget: its result, or None when it was put back."""
+        if rate_limiter is not None:
+            await rate_limiter.aacquire(blocking=True)
         if budget is None:
             return await send(start, stop)
         ticket = await budget.acquire()

@@ -16,8 +16,8 @@ from typing_extensions import Unpack
 
 from hfrag.errors import ConfigurationError, InvalidRequestError, NotFoundError
 from hfrag.tasks.base import Connection
+from hfrag.tasks.chat_stream import ChatStreamDecoder
 from hfrag.tasks.chat_wire import (
-    ChatStreamDecoder,
     chat_body,
     chat_model_field,
     chat_target_url,
@@ -37,7 +37,7 @@ from hfrag.tasks.generation import (
     check_messages,
     iter_chunks,
 )
-from hfrag.tasks.reasoning import outgoing_messages
+from hfrag.tasks.reasoning import outgoing_messages, wants_reasoning_back
 from hfrag.tasks.structured import (
     FORMS,
     Form,
@@ -109,6 +109,7 @@ class ChatClient(LLMClient):
             )
         self.response_format_style = response_format_style
         self._structured_from = 0  # the first structured-output form worth trying here
+        self._reasoning_back = False  # the server said it wants reasoning sent back
 
     @property
     def url(self) -> str:
@@ -144,7 +145,7 @@ class ChatClient(LLMClient):
             fmt = response_format_for(response_format, await self._style())
         body = chat_body(
             self.model_field,
-            outgoing_messages(messages, options.send_reasoning),
+            outgoing_messages(messages, options.send_reasoning or self._reasoning_back),
             options,
             tools=checked,
             tool_choice=choice,
@@ -195,6 +196,13 @@ class ChatClient(LLMClient):
         opts: GenerationOptions,
         prefix: str = "",
     ) -> GenerationOutput:
+        call = await self._prepare(messages, tools, choice, fmt, opts, False, prefix)
+        try:
+            return await self._chat(call)
+        except InvalidRequestError as error:
+            if self._reasoning_back or not wants_reasoning_back(error.message, messages):
+                raise
+            self._reasoning_back = True  # remembered: later calls (and streams) send it
         return await self._chat(
             await self._prepare(messages, tools, choice, fmt, opts, False, prefix)
         )
@@ -215,7 +223,7 @@ class ChatClient(LLMClient):
         """
         checked, opts = check_messages(messages), self._options(stop, options)
         call = self.run(self._prepare(checked, tools, tool_choice, response_format, opts, True))
-        return self._iter(call)
+        return self.iterate(self._iter(call))
 
     def _iter(self, call: _Call) -> Iterator[Chunk]:
         decoder = ChatStreamDecoder(call.request.url, call.stop, call.prefix, call.split)
@@ -233,7 +241,7 @@ class ChatClient(LLMClient):
     ) -> AsyncIterator[Chunk]:
         """Async :meth:`stream_chat`; ``aclose()`` (or ``async with aclosing``) closes it."""
         checked, opts = check_messages(messages), self._options(stop, options)
-        return self._aiter(checked, tools, tool_choice, response_format, opts)
+        return self.aiterate(self._aiter(checked, tools, tool_choice, response_format, opts))
 
     async def _aiter(
         self,

@@ -1,14 +1,13 @@
-"""The chat-completions wire form: request bodies, answers and streamed chunks (pure functions).
+"""The chat-completions wire form: request bodies and answers (pure functions).
 
 Bodies carry the options, ``tools``, ``tool_choice`` and ``response_format`` in the OpenAI or
-the TGI form; answers and chunks decode to :mod:`hfrag.tasks.generation` types (tool-call deltas
-per index, usage from ``stream_options.include_usage``). :class:`~hfrag.tasks.ChatClient` and
+the TGI form; answers decode to :mod:`hfrag.tasks.generation` types; streamed chunks are decoded in
+:mod:`hfrag.tasks.chat_stream`. :class:`~hfrag.tasks.ChatClient` and
 :class:`~hfrag.tasks.TextGenerationClient` both use them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -16,30 +15,26 @@ from urllib.parse import urlsplit
 from hfrag.errors import InputError, MalformedResponseError
 from hfrag.tasks.base import Target
 from hfrag.tasks.generation import (
-    Chunk,
-    Finish,
     GenerationOptions,
     GenerationOutput,
     StopTrimmer,
-    TextDelta,
     ToolCall,
-    ToolCallDelta,
     Usage,
     parse_arguments,
-    stream_cut,
 )
-from hfrag.tasks.logprobs import LogprobsDelta, chat_logprobs
-from hfrag.tasks.reasoning import ReasoningReader, answer_reasoning, message_reasoning, split_think
+from hfrag.tasks.logprobs import chat_logprobs
+from hfrag.tasks.reasoning import answer_reasoning, message_reasoning, split_think
 from hfrag.transport.urls import chat_url, endpoint_base, redact_url, router_chat_url
 
 __all__ = [
-    "ChatStreamDecoder",
     "chat_body",
     "chat_model_field",
     "chat_target_url",
     "check_tool_choice",
     "check_tools",
+    "content_text",
     "decode_chat",
+    "decode_usage",
     "is_tgi_info",
     "normalize_finish",
     "response_format_for",
@@ -172,7 +167,7 @@ def _malformed(url: str, what: str) -> MalformedResponseError:
     return MalformedResponseError(f"chat completion answer {what}", status=200, url=redact_url(url))
 
 
-def _usage(value: Any) -> Usage | None:
+def decode_usage(value: Any) -> Usage | None:
     if not isinstance(value, Mapping):
         return None
 
@@ -187,7 +182,7 @@ def _usage(value: Any) -> Usage | None:
     return Usage(count("prompt_tokens"), count("completion_tokens"), total, reasoning)
 
 
-def _content_text(content: Any, url: str) -> str:
+def content_text(content: Any, url: str) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -214,7 +209,13 @@ def _tool_calls(value: Any, url: str) -> tuple[ToolCall, ...]:
         arguments, raw = parse_arguments(function.get("arguments"))
         call_id = call.get("id")
         calls.append(
-            ToolCall(str(call_id) if call_id else f"call_{i}", function["name"], arguments, raw)
+            # TGI 1.4 sends the integer 0: an id, not a missing one.
+            ToolCall(
+                f"call_{i}" if call_id is None or call_id == "" else str(call_id),
+                function["name"],
+                arguments,
+                raw,
+            )
         )
     return tuple(calls)
 
@@ -232,120 +233,25 @@ def decode_chat(
     message = choices[0].get("message")
     if not isinstance(message, Mapping):
         raise _malformed(url, "has no message in its first choice")
-    thought, content = split_think(_content_text(message.get("content"), url), split)
+    thought, content = split_think(content_text(message.get("content"), url), split)
     text = StopTrimmer(stop).trim(content)
     raw_reason = choices[0].get("finish_reason")
     model = payload.get("model")
+    calls = _tool_calls(message.get("tool_calls"), url)
+    finish = normalize_finish(raw_reason)
+    if calls and finish == "stop":  # TGI ends a tool call with stop/eos_token: OpenAI's tool_calls
+        finish = "tool_calls"
     return GenerationOutput(
         text=prefix + text,
-        finish_reason=normalize_finish(raw_reason),
-        usage=_usage(payload.get("usage")),
-        tool_calls=_tool_calls(message.get("tool_calls"), url),
+        finish_reason=finish,
+        usage=decode_usage(payload.get("usage")),
+        tool_calls=calls,
         model=model if isinstance(model, str) else None,
         raw_finish_reason=None if raw_reason is None else str(raw_reason),
         raw=payload,
         reasoning=answer_reasoning(message_reasoning(message), thought),
         logprobs=chat_logprobs(choices[0]),
     )
-
-
-class ChatStreamDecoder:
-    """Chat-completion chunks to typed chunks; the stream must reach a ``finish_reason``."""
-
-    def __init__(
-        self, url: str, stop: Sequence[str] = (), prefix: str = "", split: bool = True
-    ) -> None:
-        self._url = url
-        self._trim = StopTrimmer(stop)
-        self._reasoning = ReasoningReader(split)
-        self._prefix = prefix
-        self._finished = False
-        self._next_index = 0
-        self._ids: dict[str, int] = {}
-        self._model: str | None = None
-
-    def feed(self, payload: Any) -> list[Chunk]:
-        if not isinstance(payload, Mapping):
-            raise _malformed(self._url, f"stream chunk is {type(payload).__name__}")
-        out: list[Chunk] = []
-        if self._prefix:
-            out.append(TextDelta(self._prefix))
-            self._prefix = ""
-        model = payload.get("model")
-        if isinstance(model, str) and model:
-            self._model = model
-        choices = payload.get("choices") or []
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        if isinstance(choice, Mapping) and not self._finished:
-            delta = choice.get("delta") or {}
-            if not isinstance(delta, Mapping):
-                raise _malformed(self._url, "stream chunk has a delta that is not an object")
-            thoughts, answer = self._reasoning.feed(
-                delta, _content_text(delta.get("content"), self._url)
-            )
-            out.extend(thoughts)
-            text = self._trim.feed(answer)
-            if text:
-                out.append(TextDelta(text))
-            logprobs = chat_logprobs(choice)
-            if logprobs:
-                out.append(LogprobsDelta(logprobs))
-            out.extend(self._tool_deltas(delta.get("tool_calls")))
-            reason = choice.get("finish_reason")
-            if reason is not None:
-                thoughts, answer = self._reasoning.flush()
-                out.extend(thoughts)
-                rest = self._trim.feed(answer) + self._trim.flush()
-                if rest:
-                    out.append(TextDelta(rest))
-                out.append(Finish(normalize_finish(reason) or "stop", str(reason), self._model))
-                self._finished = True
-        usage = _usage(payload.get("usage"))
-        if usage is not None:
-            out.append(usage)
-        return out
-
-    def _tool_deltas(self, value: Any) -> list[ToolCallDelta]:
-        if value is None:
-            return []
-        items = [value] if isinstance(value, Mapping) else value
-        if not isinstance(items, list):
-            raise _malformed(self._url, "stream chunk has tool_calls that are not a list")
-        out = []
-        for item in items:
-            if not isinstance(item, Mapping):
-                raise _malformed(self._url, "stream chunk has a tool call that is not an object")
-            call_id = item.get("id") or None
-            index = item.get("index")
-            if not isinstance(index, int) or isinstance(index, bool):
-                # No index (some servers): a new id starts a new call, else continue the last.
-                if call_id and call_id not in self._ids:
-                    self._ids[call_id] = self._next_index
-                index = (
-                    self._ids.get(call_id, max(self._next_index - 1, 0))
-                    if call_id
-                    else max(self._next_index - 1, 0)
-                )
-            self._next_index = max(self._next_index, index + 1)
-            function = item.get("function") or {}
-            arguments = function.get("arguments")
-            if isinstance(arguments, Mapping):
-                arguments = json.dumps(arguments)
-            name = function.get("name")
-            out.append(
-                ToolCallDelta(
-                    index,
-                    str(call_id) if call_id else None,
-                    name if isinstance(name, str) and name else None,
-                    arguments if isinstance(arguments, str) else "",
-                )
-            )
-        return out
-
-    def finish(self) -> list[Chunk]:
-        if not self._finished:
-            raise stream_cut(self._url, "no chunk carried a finish_reason")
-        return []
 
 
 def chat_target_url(target: Target) -> str:

@@ -5,13 +5,18 @@
 sparse embeddings, rerank) sizes and paces its batches by the same rules:
 
 - **batch size** ``"auto"``: the endpoint's ``max_client_batch_size`` (TEI's ``/info``; at most
-  :data:`AUTO_BATCH_MAX`), else :data:`DEFAULT_BATCH`; a number is used as given, cut to the
-  endpoint's limit;
+  :data:`AUTO_BATCH_MAX`), else :data:`DEFAULT_BATCH`; with adaptive concurrency, a job too
+  small to give every admitted request a full batch is spread over them (``ceil(n / allowed)``
+  texts each, never under a quarter of the batch size): one wave of smaller requests ends sooner
+  than a few full ones. A number is used as given, cut to the endpoint's limit;
 - **tokens**: with ``max_batch_tokens`` in ``/info``, a batch also holds at most that many
   estimated tokens. The estimate, :func:`token_bound`, is the text's UTF-8 length plus 2 (every
   WordPiece or byte-level BPE token covers at least one byte; 2 for ``[CLS]``/``[SEP]``), cut to
   ``max_input_length`` when the server truncates: an upper bound, so a batch of long texts is
   never refused for tokens that a shorter batch would have passed;
+- **rate**: a ``rate_limiter`` (LangChain's ``BaseRateLimiter``, or anything with an async
+  ``aacquire(blocking=True)``) is acquired before every request a job sends, resent ones
+  included, so its rate is requests per second to the endpoint, as a chat model's is calls;
 - **concurrency** ``"auto"``: the endpoint's shared :class:`~hfrag.tasks.budget.Budget` admits
   each request (adaptive, see :mod:`hfrag.tasks.adaptive`), within ``concurrency_ceiling`` and
   the endpoint's ``max_concurrent_requests``; a number keeps a fixed count of requests in
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from hfrag._checks import check_int
 from hfrag.errors import ConfigurationError
@@ -35,6 +40,7 @@ __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_CEILING",
     "JobSettings",
+    "RateLimiter",
     "Size",
     "check_size",
     "job_settings",
@@ -50,6 +56,22 @@ DEFAULT_BATCH = 32
 AUTO_BATCH_MAX = 128
 #: The default ``concurrency_ceiling``: requests one endpoint gets at once at most.
 DEFAULT_CEILING = 64
+
+
+class RateLimiter(Protocol):
+    """What a job needs of a rate limiter: LangChain's ``BaseRateLimiter`` has it."""
+
+    async def aacquire(self, *, blocking: bool = True) -> bool: ...
+
+
+def check_rate_limiter(value: Any) -> Any:
+    """None, or an object with an async ``aacquire`` (LangChain's ``BaseRateLimiter``)."""
+    if value is not None and not callable(getattr(value, "aacquire", None)):
+        raise ConfigurationError(
+            f"rate_limiter must have an async aacquire() (a LangChain BaseRateLimiter such as "
+            f"InMemoryRateLimiter), got {type(value).__name__}"
+        )
+    return value
 
 
 def check_size(name: str, value: Any) -> Any:
@@ -106,8 +128,13 @@ async def job_settings(
     max_concurrency: Size,
     ceiling: int,
     truncate: bool | None,
+    spread: bool = True,
 ) -> JobSettings:
-    """The batch size, token cap and pacing of a job of ``texts`` sent to ``url``."""
+    """The batch size, token cap and pacing of a job of ``texts`` sent to ``url``.
+
+    ``spread=False`` keeps full batches for a small job (coalesced queries: their point is few
+    requests).
+    """
     info = await client._endpoint_info()
     server_batch = _positive(info, "max_client_batch_size")
     if batch_size == AUTO:
@@ -124,4 +151,7 @@ async def job_settings(
     capacity = _positive(info, "max_concurrent_requests")
     top = min(ceiling, capacity) if capacity else ceiling
     budget = budget_for(endpoint_key(url, client.target.is_endpoint), top)
+    if batch_size == AUTO and spread:
+        share = -(-len(texts) // budget.allowed)
+        size = max(min(size, share), max(1, size // 4))
     return JobSettings(size, top, budget, weights, max_tokens)

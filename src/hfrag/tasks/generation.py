@@ -77,6 +77,7 @@ from hfrag.tasks.generation_options import RESERVED_KEYS, GenerationOptions, che
 from hfrag.tasks.logprobs import LogprobsDelta, TokenLogprob
 from hfrag.tasks.reasoning import ReasoningDelta
 from hfrag.transport import AsyncTransport, Request, SyncTransport
+from hfrag.transport.sse import DONE
 from hfrag.transport.urls import redact_url
 
 __all__ = [
@@ -353,11 +354,16 @@ class StopTrimmer:
 
 class ChunkDecoder(Protocol):
     """Turns one wire form's event payloads into chunks; ``finish`` checks the stream ended
-    where the protocol says an answer ends (else the stream was cut)."""
+    where the protocol says an answer ends (else the stream was cut), ``done`` telling whether
+    it ended with ``data: [DONE]``; ``complete`` is true once the answer is whole (the stream is
+    then closed without waiting for the server to end it)."""
+
+    @property
+    def complete(self) -> bool: ...
 
     def feed(self, payload: Any) -> list[Chunk]: ...
 
-    def finish(self) -> list[Chunk]: ...
+    def finish(self, done: bool = False) -> list[Chunk]: ...
 
 
 def stream_cut(url: str, what: str) -> InferenceConnectionError:
@@ -379,11 +385,17 @@ def iter_chunks(
     thread) because each event then costs no thread hop, and an abandoned iterator closes its
     response synchronously in its ``finally`` instead of waiting for a loop to run a finaliser.
     """
-    events = cast(Generator[Any, None, None], transport.stream(request))
+    events = cast(Generator[Any, None, None], transport.stream(request, mark_done=True))
     try:
+        done = False
         for payload in events:
+            if payload is DONE:
+                done = True
+                break
             yield from decoder.feed(payload)
-        yield from decoder.finish()
+            if decoder.complete:
+                break
+        yield from decoder.finish(done)
     finally:
         events.close()
 
@@ -392,12 +404,18 @@ async def aiter_chunks(
     transport: AsyncTransport, request: Request, decoder: ChunkDecoder
 ) -> AsyncGenerator[Chunk, None]:
     """Chunks of a stream over the async driver; ``aclose()`` closes the connection."""
-    events = transport.stream(request)
+    events = transport.stream(request, mark_done=True)
     try:
+        done = False
         async for payload in events:
+            if payload is DONE:
+                done = True
+                break
             for chunk in decoder.feed(payload):
                 yield chunk
-        for chunk in decoder.finish():
+            if decoder.complete:
+                break
+        for chunk in decoder.finish(done):
             yield chunk
     finally:
         await events.aclose()  # type: ignore[attr-defined]
@@ -409,6 +427,8 @@ async def aiter_chunks(
 class LLMClient(TaskClient):
     """What :class:`~hfrag.tasks.ChatClient` and :class:`~hfrag.tasks.TextGenerationClient`
     share: the target, the connection keyword arguments, ``provider`` and the options."""
+
+    task_kind = "generation"
 
     def __init__(
         self,

@@ -21,11 +21,16 @@ answer was cut by its token limit) is all reasoning. Splitting can be turned off
 :func:`outgoing_messages` applies the ``send_reasoning`` setting to a conversation: by default
 an assistant turn's reasoning is not sent back, as the router's input message schema has no
 reasoning field (huggingface_hub ``ChatCompletionInputMessage``: role, content, name,
-tool_calls) and DeepSeek's API refuses ``reasoning_content`` in input messages.
+tool_calls). DeepSeek's thinking mode is the known exception: after a tool call it answers 400
+``The "reasoning_content" in the thinking mode must be passed back to the API`` (reported by
+its users, e.g. NousResearch/hermes-agent#17212, anomalyco/opencode#25058);
+:func:`wants_reasoning_back` recognises that answer, and the chat client then resends the
+conversation with the reasoning kept, and keeps it for later calls.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +46,7 @@ __all__ = [
     "message_reasoning",
     "outgoing_messages",
     "split_think",
+    "wants_reasoning_back",
 ]
 
 OPEN_TAG = "<think>"
@@ -140,6 +146,16 @@ def split_think(text: str, enabled: bool = True) -> tuple[str | None, str]:
     reasoning, answer = ThinkSplitter(enabled).split(text)
     opened = enabled and text.lstrip().startswith(OPEN_TAG)
     return (reasoning if opened and reasoning else None), answer
+
+
+_WANTS_BACK = re.compile(r"reasoning_content\W*(?:in the thinking mode )?must be passed", re.I)
+
+
+def wants_reasoning_back(message: str, messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a refusal asks for the reasoning of earlier turns, and this conversation has
+    some to send."""
+    has = any(name in m for m in messages for name in REASONING_FIELDS)
+    return has and bool(_WANTS_BACK.search(message))
 
 
 def outgoing_messages(messages: Sequence[dict[str, Any]], send: bool) -> list[dict[str, Any]]:

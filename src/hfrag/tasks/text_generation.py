@@ -33,8 +33,8 @@ from typing_extensions import Unpack
 
 from hfrag.errors import ConfigurationError, InferenceError, NotFoundError
 from hfrag.tasks.base import Connection
+from hfrag.tasks.chat_stream import ChatStreamDecoder
 from hfrag.tasks.chat_wire import (
-    ChatStreamDecoder,
     chat_body,
     chat_model_field,
     chat_target_url,
@@ -77,10 +77,6 @@ def _route_missing(error: InferenceError) -> bool:
         return True
     text = error.message.lower()
     return error.status in (400, 422) and any(h in text for h in _CHAT_ONLY_HINTS)
-
-
-def _with_hint(error: InferenceError, hint: str) -> InferenceError:
-    return error.replaced(message=f"{error.message}; {hint}")
 
 
 @dataclass
@@ -128,7 +124,6 @@ class TextGenerationClient(LLMClient):
                 f"{self.provider!r}: use task='chat' (or 'auto') for other providers"
             )
         self.task: Task = task
-        self._route: _Route | None = None
         # Parameters a non-TGI server refused, per text-generation URL (that is, per model).
         self._refused: dict[str, frozenset[str]] = {}
 
@@ -145,8 +140,9 @@ class TextGenerationClient(LLMClient):
         return _Route("chat", url, url, fallback)
 
     async def _resolve(self) -> _Route:
-        if self._route is not None:
-            return self._route
+        return await self.choose_wire(self._decide)
+
+    async def _decide(self) -> _Route:
         endpoint = self.target.endpoint_url
         path = (endpoint or "").split("?", 1)[0].rstrip("/")
         generate_route = path.endswith(("/generate", "/generate_stream"))
@@ -166,7 +162,6 @@ class TextGenerationClient(LLMClient):
             route = self._tgi_route(endpoint)
         else:
             route = self._chat_route(fallback=self._tgi_route(endpoint))
-        self._route = route
         return route
 
     def wire(self) -> Wire:
@@ -209,19 +204,18 @@ class TextGenerationClient(LLMClient):
     def _failed(self, route: _Route, error: InferenceError) -> InferenceError:
         """The error to raise, with a hint naming the other task when it may help."""
         if route.wire == "text-generation" and self.target.model and _route_missing(error):
-            return _with_hint(
-                error,
-                "this model may be served for chat only: use task='chat' or task='auto' "
-                "(the chat model class)",
+            return error.replaced(
+                message=f"{error.message}; this model may be served for chat only: use "
+                "task='chat' or task='auto' (the chat model class)"
             )
         return error
 
     def _neither(self, first: InferenceError, second: InferenceError) -> InferenceError:
-        return _with_hint(
-            second,
-            f"{self.target.describe()} answers neither chat completions ({first.url}: "
-            f"{first.status}) nor text-generation ({second.url}: {second.status}); check the "
-            "URL: it must be a TGI, vLLM, llama.cpp or other OpenAI-compatible LLM server",
+        return second.replaced(
+            message=f"{second.message}; {self.target.describe()} answers neither chat "
+            f"completions ({first.url}: {first.status}) nor text-generation ({second.url}: "
+            f"{second.status}); check the URL: it must be a TGI, vLLM, llama.cpp or other "
+            "OpenAI-compatible LLM server"
         )
 
     def _next(self, tries: _Tries, error: InferenceError) -> None:
@@ -247,7 +241,7 @@ class TextGenerationClient(LLMClient):
 
     def _settle(self, tries: _Tries) -> None:
         """Remember the route that answered (its fallback is no longer needed)."""
-        self._route = replace(tries.route, fallback=None)
+        self._wire.set(replace(tries.route, fallback=None))
 
     async def _attempts(self, route: _Route, call: Callable[[_Route], Awaitable[T]]) -> T:
         """``call`` on ``route``, then on what :meth:`_next` says, until one answers."""
@@ -287,7 +281,7 @@ class TextGenerationClient(LLMClient):
         """The answer as it is generated; closing the iterator closes the connection."""
         text, opts = check_prompt(prompt), self._options(stop, options)
         route = self.run(self._resolve())
-        return self._iter(route, text, opts)
+        return self.iterate(self._iter(route, text, opts))
 
     def _open(
         self, route: _Route, prompt: str, opts: GenerationOptions
@@ -322,7 +316,7 @@ class TextGenerationClient(LLMClient):
     ) -> AsyncIterator[Chunk]:
         """Async :meth:`stream`; ``aclose()`` closes the connection."""
         text, opts = check_prompt(prompt), self._options(stop, options)
-        return self._aiter(text, opts)
+        return self.aiterate(self._aiter(text, opts))
 
     async def _aopen(
         self, route: _Route, prompt: str, opts: GenerationOptions

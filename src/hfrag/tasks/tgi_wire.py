@@ -158,7 +158,11 @@ class TGIStreamDecoder:
             self._finished = True
         return out
 
-    def finish(self) -> list[Chunk]:
+    @property
+    def complete(self) -> bool:
+        return self._finished
+
+    def finish(self, done: bool = False) -> list[Chunk]:
         if not self._finished:
             raise stream_cut(self._url, "no event carried generated_text")
         return []

@@ -37,7 +37,7 @@ from hfrag.transport.advice import advise
 from hfrag.transport.config import DEFAULT_MAX_EVENT_BYTES, TransportConfig
 from hfrag.transport.deadline import call_end, deadline_error, earliest, remaining
 from hfrag.transport.request import Request
-from hfrag.transport.responses import decode_json, error_from_response
+from hfrag.transport.responses import decode_json, error_from_response, stream_error
 from hfrag.transport.retry import timeout_within
 from hfrag.transport.sse import DONE, SSEDecoder, SSEEvent, decode_event, is_cut
 from hfrag.transport.urls import redact_url
@@ -183,9 +183,14 @@ class DriverCore:
         left = remaining(end)
         if left is not None and wait >= left:
             # Waking up after the deadline would only fail later: the deadline ends the call now.
+            # The cause is named, not repeated: its text is in ``__cause__``.
+            failed = f"HTTP {error.status}" if error.status is not None else "no response"
             raise deadline_error(
-                redact_url(request.url), f"no time left to retry after: {error.args[0]}"
-            )
+                redact_url(request.url),
+                f"attempt {attempt + 1} got {failed}, and the wait before the next would end "
+                "past the deadline",
+                error_type=error.error_type,
+            ) from error
         logger.debug(
             "retrying %s %s: attempt %d of %d in %.2fs after %s",
             request.method,
@@ -280,6 +285,15 @@ class BodyBuffer:
         raise self.too_large("goes on past the cap")
 
 
+def whole_answer(content: bytes, url: str) -> Any:
+    """The JSON answer a server sent instead of the event stream asked for; an error body in
+    it (``{"error": ...}``) is raised as the error it says, as an error event would be."""
+    payload = decode_json(content, url)
+    if isinstance(payload, dict) and payload.get("error"):
+        raise stream_error(payload, url)
+    return payload
+
+
 def is_event_stream(headers: Mapping[str, str]) -> bool:
     """Whether a 2xx answer to a streaming request really is an event stream."""
     return "text/event-stream" in headers.get("content-type", "").lower()
@@ -288,10 +302,15 @@ def is_event_stream(headers: Mapping[str, str]) -> bool:
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 class StreamDecoder:
     """Bytes in, payloads out: line splitting, ``[DONE]`` and end of stream, for both drivers.
 
-    Memory stays bounded: a line or an event longer than ``max_event_bytes`` is refused.
+    Memory stays bounded: a line or an event longer than ``max_event_bytes`` is refused. One
+    UTF-8 byte-order mark before the first line is dropped (the event-stream rules); a line that
+    is not UTF-8 is a :class:`MalformedResponseError`, as the same bytes in a JSON answer are.
     """
 
     def __init__(self, url: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
@@ -300,6 +319,7 @@ class StreamDecoder:
         self._limit = max_event_bytes
         self._buffer = bytearray()
         self._event_bytes = 0
+        self._started = False
         self.done = False
 
     def feed(self, line: str) -> list[Any]:
@@ -309,6 +329,12 @@ class StreamDecoder:
     def feed_bytes(self, chunk: bytes) -> list[Any]:
         """Payloads completed by ``chunk``."""
         self._buffer += chunk
+        if not self._started:
+            if len(self._buffer) < len(_BOM) and _BOM.startswith(bytes(self._buffer)):
+                return []  # perhaps the first bytes of a byte-order mark: wait for more
+            if self._buffer.startswith(_BOM):
+                del self._buffer[: len(_BOM)]
+            self._started = True
         out: list[Any] = []
         while not self.done:
             match = _LINE_END.search(self._buffer)
@@ -326,7 +352,15 @@ class StreamDecoder:
         self._event_bytes = 0 if not raw else self._event_bytes + len(raw)
         if self._event_bytes > self._limit:
             raise self._too_large()
-        return self._decode(self._sse.feed(raw.decode("utf-8", errors="replace")))
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedResponseError(
+                f"a stream line is not valid UTF-8: {raw[:200]!r}",
+                status=200,
+                url=redact_url(self._url),
+            ) from exc
+        return self._decode(self._sse.feed(line))
 
     def _too_large(self) -> MalformedResponseError:
         return MalformedResponseError(
@@ -338,6 +372,8 @@ class StreamDecoder:
     def finish(self) -> list[Any]:
         """Payloads left when the stream ends (a last line or event without its blank line)."""
         out: list[Any] = []
+        if not self._started and self._buffer.startswith(_BOM):
+            del self._buffer[: len(_BOM)]
         if self._buffer and not self.done:
             line, self._buffer = bytes(self._buffer), bytearray()
             out += self._line(line)

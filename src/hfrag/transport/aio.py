@@ -15,7 +15,7 @@ import itertools
 import os
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from types import TracebackType
 from typing import Any
 
@@ -30,11 +30,13 @@ from hfrag.transport._core import (
     is_answer,
     is_event_stream,
     status_error,
+    whole_answer,
 )
 from hfrag.transport._loop import io_loop, run_async, run_sync
 from hfrag.transport.deadline import deadline_error, remaining
 from hfrag.transport.request import Request
-from hfrag.transport.responses import decode_json, error_from_exception
+from hfrag.transport.responses import error_from_exception
+from hfrag.transport.sse import DONE
 from hfrag.transport.urls import redact_url
 
 _END = object()
@@ -48,11 +50,49 @@ def _close_later(client: httpx.AsyncClient, pid: int) -> None:
             asyncio.run_coroutine_threadsafe(client.aclose(), io_loop())
 
 
-async def _next(iterator: AsyncIterator[Any]) -> Any:
+class _Remote:
+    """An async generator living on hfrag's loop, stepped and closed from the caller's loop.
+
+    A caller cancelled while it waits for an item leaves that step running on hfrag's loop for
+    a moment; :meth:`close` cancels it and waits for it to end before closing the generator (an
+    ``aclose()`` during a step would raise "asynchronous generator is already running").
+    """
+
+    def __init__(self, generator: AsyncGenerator[Any, None]) -> None:
+        self._generator = generator
+        self._step: asyncio.Task[Any] | None = None
+
+    async def next(self) -> Any:
+        self._step = asyncio.current_task()
+        try:
+            return await self._generator.__anext__()
+        except StopAsyncIteration:
+            return _END
+        finally:
+            self._step = None
+
+    async def close(self) -> None:
+        step = self._step
+        if step is not None and step is not asyncio.current_task():
+            # The caller's cancellation reached the step already (it is queued on this loop
+            # before this call): a second cancel would also cut the step's own clean-up short
+            # (httpcore's shielded close of the connection), leaving the connection open.
+            cancelling = getattr(step, "cancelling", None)  # Python 3.11+
+            if cancelling is None or not cancelling():
+                step.cancel()
+            await asyncio.wait({step})
+        await self._generator.aclose()
+
+
+async def _shielded(awaitable: Awaitable[None]) -> None:
+    """Await ``awaitable`` to its end even if the caller is cancelled meanwhile (then the
+    cancellation is raised after it)."""
+    task = asyncio.ensure_future(awaitable)
     try:
-        return await iterator.__anext__()
-    except StopAsyncIteration:
-        return _END
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        raise
 
 
 class AsyncTransport(DriverCore):
@@ -124,26 +164,31 @@ class AsyncTransport(DriverCore):
             await response.aclose()
         return bytes(body.data)
 
-    async def stream(self, request: Request) -> AsyncIterator[Any]:
+    async def stream(self, request: Request, *, mark_done: bool = False) -> AsyncIterator[Any]:
         """Send ``request`` and yield each event's JSON payload until ``[DONE]`` or the end.
 
         The deadline covers opening the stream and reading all of it; ``timeout`` bounds each
-        wait for the next bytes.
+        wait for the next bytes. ``mark_done`` and a JSON answer: as
+        :meth:`SyncTransport.stream <hfrag.transport.sync.SyncTransport.stream>`. Cancelling
+        the caller (``task.cancel()``, ``asyncio.wait_for``, ``asyncio.timeout``) while it waits
+        for an event raises ``CancelledError`` there, with the connection closed.
         """
-        events = self._stream(request, self._call_end())
+        events = _Remote(self._stream(request, self._call_end(), mark_done))
         try:
             while True:
                 try:
-                    item = await run_async(_next(events))
+                    item = await run_async(events.next())
                 except InferenceError as error:
                     raise self._scrubbed(error, request) from None
                 if item is _END:
                     return
                 yield item
         finally:
-            await run_async(events.aclose())
+            await _shielded(run_async(events.close()))
 
-    async def _stream(self, request: Request, end: float | None) -> AsyncGenerator[Any, None]:
+    async def _stream(
+        self, request: Request, end: float | None, mark_done: bool
+    ) -> AsyncGenerator[Any, None]:
         start = time.monotonic()
         for attempt in itertools.count():
             try:
@@ -157,16 +202,19 @@ class AsyncTransport(DriverCore):
                 body = BodyBuffer(response, self.config.response_cap(request), request.url)
                 async for chunk in self._chunks(response, request, end):
                     body.add(chunk)
-                yield decode_json(bytes(body.data), request.url)
+                yield whole_answer(bytes(body.data), request.url)
                 return
             decoder = StreamDecoder(request.url, self.config.max_event_bytes)
             async for chunk in self._chunks(response, request, end):
                 for payload in decoder.feed_bytes(chunk):
                     yield payload
                 if decoder.done:
-                    return
-            for payload in decoder.finish():
-                yield payload
+                    break
+            else:
+                for payload in decoder.finish():
+                    yield payload
+            if decoder.done and mark_done:
+                yield DONE
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
         finally:

@@ -18,9 +18,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from hfrag.errors import InferenceError
+from hfrag.errors import HfragError, InferenceError
 
-__all__ = ["ScrubFilter", "forget", "register", "scrub_error", "scrub_text", "sensitive_headers"]
+__all__ = [
+    "ScrubFilter",
+    "forget",
+    "register",
+    "scrub_error",
+    "scrub_exception",
+    "scrub_text",
+    "sensitive_headers",
+]
 
 # Header names and query keys whose values are credentials, or may be.
 _SENSITIVE = ("auth", "cookie", "key", "token", "secret", "signature", "password", "sig", "cred")
@@ -97,6 +105,18 @@ def scrub_error(error: InferenceError, secrets: Iterable[str]) -> InferenceError
     if error.url:
         error.url = scrub_text(error.url, known)
     error.args = (error._render(),)
+    error.__cause__ = None
+    error.__suppress_context__ = True
+    return error
+
+
+def scrub_exception(error: HfragError, secrets: Iterable[str]) -> HfragError:
+    """Any hfrag error without the secrets (an :class:`InferenceError` as :func:`scrub_error`;
+    another, such as a ``ConfigurationError`` quoting a server's labels, in its arguments)."""
+    if isinstance(error, InferenceError):
+        return scrub_error(error, secrets)
+    known = list(secrets)
+    error.args = tuple(scrub_text(a, known) if isinstance(a, str) else a for a in error.args)
     error.__cause__ = None
     error.__suppress_context__ = True
     return error

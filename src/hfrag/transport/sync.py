@@ -30,11 +30,13 @@ from hfrag.transport._core import (
     is_answer,
     is_event_stream,
     status_error,
+    whole_answer,
 )
 from hfrag.transport.config import TransportConfig
 from hfrag.transport.deadline import deadline_error, earliest, remaining
 from hfrag.transport.request import Request
-from hfrag.transport.responses import decode_json, error_from_exception
+from hfrag.transport.responses import error_from_exception
+from hfrag.transport.sse import DONE
 from hfrag.transport.urls import redact_url
 
 
@@ -125,18 +127,21 @@ class SyncTransport(DriverCore):
             response.close()
         return bytes(body.data)
 
-    def stream(self, request: Request) -> Iterator[Any]:
+    def stream(self, request: Request, *, mark_done: bool = False) -> Iterator[Any]:
         """Send ``request`` and yield each event's JSON payload until ``[DONE]`` or the end.
 
         Failures before the first event are retried like :meth:`request`; an error event or a
         broken connection after it raises. The deadline covers opening and reading the stream.
+        ``mark_done``: yield :data:`~hfrag.transport.sse.DONE` last when the stream ended with
+        ``data: [DONE]`` (an answer a server says is whole, not one whose connection closed).
+        A JSON answer to a stream request is yielded as one payload (an error body raised).
         """
         try:
-            yield from self._stream(request)
+            yield from self._stream(request, mark_done)
         except InferenceError as error:
             raise self._scrubbed(error, request) from None
 
-    def _stream(self, request: Request) -> Iterator[Any]:
+    def _stream(self, request: Request, mark_done: bool) -> Iterator[Any]:
         start = time.monotonic()
         end = self._call_end()
         for attempt in itertools.count():
@@ -151,14 +156,17 @@ class SyncTransport(DriverCore):
                 body = BodyBuffer(response, self.config.response_cap(request), request.url)
                 for chunk in self._chunks(response, request, end):
                     body.add(chunk)
-                yield decode_json(bytes(body.data), request.url)
+                yield whole_answer(bytes(body.data), request.url)
                 return
             decoder = StreamDecoder(request.url, self.config.max_event_bytes)
             for chunk in self._chunks(response, request, end):
                 yield from decoder.feed_bytes(chunk)
                 if decoder.done:
-                    return
-            yield from decoder.finish()
+                    break
+            else:
+                yield from decoder.finish()
+            if decoder.done and mark_done:
+                yield DONE
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
         finally:
