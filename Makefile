@@ -11,6 +11,10 @@ BENCH_VENV ?= .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 BENCH_ARGS ?=
+# make dist's own environment: build and twine, nothing else.
+DIST_VENV ?= .venv-dist
+DIST_PY := $(DIST_VENV)/bin/python
+DIST_STAMP := $(DIST_VENV)/.installed-stamp
 # llama-cpp-python compiles llama.cpp from source (3 min on 2 idle cores, 79 on 2 busy ones);
 # its wheel is built once into this folder, outside .venv, so `make clean` and fresh clones
 # reuse it.
@@ -58,11 +62,18 @@ $(BENCH_STAMP): pyproject.toml
 bench: $(BENCH_STAMP)
 	$(BENCH_PY) benchmarks/report.py $(BENCH_ARGS)
 
-# The sdist and wheel in dist/ (python -m build), checked with twine.
-dist: $(STAMP)
+# The sdist and wheel in dist/ (python -m build), checked with twine, from a minimal environment
+# of their own: build and twine only (build brings hatchling in its isolated build env), not
+# hfrag's extras, so a release needs no llama.cpp build and no framework.
+$(DIST_STAMP):
+	test -x $(DIST_PY) || $(PYTHON) -m venv $(DIST_VENV)
+	$(DIST_PY) -m pip install --quiet "build>=1.2" "twine>=6.1"
+	touch $(DIST_STAMP)
+
+dist: $(DIST_STAMP)
 	rm -rf dist
-	$(PY) -m build --outdir dist .
-	$(PY) -m twine check --strict dist/*
+	$(DIST_PY) -m build --outdir dist .
+	$(DIST_PY) -m twine check --strict dist/*
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(DIST_VENV) dist .pytest_cache .mypy_cache .ruff_cache

@@ -52,6 +52,12 @@ RUNS: list[tuple[str, str, list[str], float]] = [
     ("Decoding vectors", DECODE, ["--quick"], 600.0),
     ("Ray Data", "bench_ray.py", ["--quick"], 600.0),
     ("The local server's latency model", "bench_server.py", [], 600.0),
+    (
+        "Adaptive concurrency: default settings against the best fixed setting",
+        "bench_adaptive.py",
+        ["--quick"],
+        1200.0,
+    ),
 ]
 
 #: How the reference clients were pointed at the local server: the only change made to them.

@@ -138,3 +138,83 @@ def test_empty_values_of_other_names_change_nothing(adapter: Any, kwargs: dict[s
 def test_model_kwargs_disagreeing_with_the_argument_is_refused(adapter: Any) -> None:
     with pytest.raises(ConfigurationError, match="normalize is given both"):
         adapter(model="a/b", normalize=True, model_kwargs={"normalize": False})
+
+
+def test_llama_index_text_embeddings_inference_arguments_as_they_are(server: ServerHandle) -> None:
+    # LlamaIndex TextEmbeddingsInference's arguments: model_name is a label, base_url the target.
+    emb = HuggingFaceInferenceEmbedding(
+        model_name="BAAI/bge-small-en-v1.5",
+        base_url=server.url,
+        text_instruction="passage: ",
+        query_instruction="query: ",
+        embed_batch_size=32,
+        timeout=60,
+        auth_token=KEY,
+    )
+    assert (emb.model, emb.endpoint_url) == (None, server.url)
+    assert emb.model_name == "BAAI/bge-small-en-v1.5"
+    assert len(emb.get_query_embedding("Where is the Eiffel tower?")) == 384
+    assert server.counters.bodies[-1]["inputs"] == ["query: Where is the Eiffel tower?"]
+    assert server.counters.headers[-1]["authorization"] == f"Bearer {KEY}"
+
+
+def test_a_url_given_as_model_is_the_endpoint_url(adapter: Any, server: ServerHandle) -> None:
+    # langchain-huggingface's HuggingFaceEndpointEmbeddings(model="http://...") before 1.2.2
+    emb = adapter(model=server.url)
+    assert (emb.model, emb.endpoint_url) == (None, server.url)
+    assert len(embed(emb, ["one", "two"])) == 2
+    assert server.counters.total("/", 200) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": "http://127.0.0.1:9/a", "endpoint_url": "http://127.0.0.1:9/b"}, "not both"),
+        ({"model": "http://127.0.0.1:9/a", "base_url": "http://127.0.0.1:9/b"}, "not both"),
+    ],
+)
+def test_a_url_as_model_and_another_endpoint_url_is_refused(
+    adapter: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message) as info:
+        adapter(**kwargs)
+    assert "127.0.0.1:9/a" not in str(info.value)  # a URL may carry a credential
+
+
+def test_a_chat_model_takes_the_wrapped_llms_settings(server: ServerHandle) -> None:
+    # langchain-huggingface's ChatHuggingFace(llm=HuggingFaceEndpoint(...)), carried over
+    from hfrag.langchain import ChatHuggingFaceInference, HuggingFaceInferenceLLM
+
+    llm = HuggingFaceInferenceLLM(
+        endpoint_url=server.url, api_key=KEY, max_new_tokens=7, temperature=0.0, task="auto"
+    )
+    chat = ChatHuggingFaceInference(llm=llm)
+    assert (chat.endpoint_url, chat.max_new_tokens, chat.temperature) == (server.url, 7, 0.0)
+    assert chat.token is not None
+    assert chat.token.get_secret_value() == KEY
+    chat.invoke("Paris is the capital of France. What is the capital of France?")
+    assert server.counters.total("/v1/chat/completions", 200) == 1
+    assert server.counters.bodies[-1]["max_tokens"] == 7
+    assert server.counters.headers[-1]["authorization"] == f"Bearer {KEY}"
+    # An argument given to the chat model itself wins, under any of its names.
+    assert ChatHuggingFaceInference(llm=llm, max_tokens=3).max_new_tokens == 3
+    assert ChatHuggingFaceInference(llm=llm, endpoint_url=server.url + "/v1").endpoint_url == (
+        server.url + "/v1"
+    )
+
+
+def test_llm_must_be_an_hfrag_llm() -> None:
+    from hfrag.langchain import ChatHuggingFaceInference
+
+    with pytest.raises(ConfigurationError, match="llm= takes an hfrag LLM"):
+        ChatHuggingFaceInference(llm=object())
+    with pytest.raises(ConfigurationError, match="llm: not a setting of this class"):
+        HuggingFaceInferenceEmbeddings(model="a/b", llm=object())
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_is_chat_model_is_refused_naming_task(value: bool) -> None:
+    from hfrag.llama_index import HuggingFaceInferenceLLM
+
+    with pytest.raises(ConfigurationError, match="task='text-generation' sends them to TGI"):
+        HuggingFaceInferenceLLM(model="a/b", is_chat_model=value)

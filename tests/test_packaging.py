@@ -146,3 +146,26 @@ def test_base_install_imports_no_framework(fresh_python: Path) -> None:
         "if m in sys.modules))"
     )
     assert run(fresh_python, "-c", code).strip() == "[]"
+
+
+def make_rule(target: str) -> tuple[str, list[str]]:
+    """The prerequisites and recipe lines of ``target`` in the Makefile."""
+    lines = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return lines[start].split(":", 1)[1].strip(), recipe
+
+
+def test_make_dist_builds_in_a_minimal_environment() -> None:
+    # Not after installing .[all,dev] (llama.cpp's build, every framework): build and twine only.
+    prerequisites, recipe = make_rule("dist")
+    assert prerequisites == "$(DIST_STAMP)"
+    assert all("$(PY) " not in line for line in recipe)
+    assert any(line.startswith("$(DIST_PY) -m build") for line in recipe)
+    _, setup = make_rule("$(DIST_STAMP)")
+    installs = [line for line in setup if "pip install" in line]
+    assert installs == ['$(DIST_PY) -m pip install --quiet "build>=1.2" "twine>=6.1"']

@@ -1,12 +1,14 @@
-"""Every ```python block of README.md and docs/*.md runs, against local servers, as a reader would.
+"""Every ```python block of README.md and docs/*.md runs as written against the real models.
 
-The conventions (fixed for everyone who writes a README section):
+Nothing in a block is rewritten: the blocks run in ``tests/docs_worker.py``, next to the
+listeners ``hfrag serve --models real`` prints (``http://127.0.0.1:8080`` TEI embeddings,
+``:8081`` TEI re-ranker, ``:8082`` TGI with chat, ``:8083`` the router layout, which serves the
+real models under every model id the examples name; ``HFRAG_ROUTER_URL`` points at it). The
+worker runs in a private network namespace (``unshare -rn``) where the machine allows one, so
+the documented ports are free whatever else runs; otherwise on the machine's loopback.
 
-- ``$HFRAG_ROUTER_URL`` points at a local server that serves every model id the README may use,
-  each with the right kind (embeddings, reranker, LLM), plus hfrag's own ``hfrag/hash-*``.
-- ``http://127.0.0.1:8080`` is a server whose primary model embeds (TEI), ``:8081`` reranks
-  (TEI), ``:8082`` generates (TGI / OpenAI-compatible); the block's source is rewritten to the
-  test servers' URLs, route suffixes included.
+The conventions (fixed for everyone who writes an example):
+
 - A block whose first line is ``# In Jupyter or an async function:`` runs inside an async function.
 - A block whose first line is ``# not run: <reason>`` is skipped with that reason.
 - A block right after a paragraph ``Before:`` (docs/MIGRATING.md) is another package's code.
@@ -15,43 +17,35 @@ The conventions (fixed for everyone who writes a README section):
 
 from __future__ import annotations
 
-import asyncio
+import json
+import os
+import queue
 import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
-from hfrag.server import HashingBackend, ModelSpec, ServerConfig
-from hfrag.server.config import DEFAULT_PROMPTS, default_models
-from hfrag.server.testing import ServerHandle, serve_in_thread
-from hfrag.server.tools import RuleTools
+from tests.docs_worker import LISTENERS, ROUTER_PORT, run
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
-BEFORE_MARK = "Before:"
 ASYNC_MARK = "# In Jupyter or an async function:"
 SKIP_MARK = "# not run:"
-
-#: The model ids README examples may name on the router, by kind (see the project's conventions).
-ROUTER_MODELS = {
-    "BAAI/bge-small-en-v1.5": "embed",
-    "intfloat/multilingual-e5-small": "embed",
-    "sentence-transformers/all-MiniLM-L6-v2": "embed",
-    "BAAI/bge-reranker-v2-m3": "rerank",
-    "meta-llama/Llama-3.1-8B-Instruct": "generate",
-    "HuggingFaceTB/SmolLM3-3B": "generate",
-}
-#: The endpoint URLs README examples may use, and the primary model of the server behind each.
-ENDPOINTS = {
-    "http://127.0.0.1:8080": "hfrag/hash-embed",
-    "http://127.0.0.1:8081": "hfrag/hash-rerank",
-    "http://127.0.0.1:8082": "hfrag/extractive-gen",
-}
+BEFORE_MARK = "Before:"
+#: Seconds one block may take (SmolLM2 writes about 60 tokens a second on an idle core).
+BLOCK_TIMEOUT = 240.0
+STARTUP_TIMEOUT = 240.0
 
 
 @dataclass(frozen=True)
@@ -95,65 +89,14 @@ def python_blocks(text: str, page: str = "README.md") -> list[Block]:
     return blocks
 
 
-def all_models() -> list[ModelSpec]:
-    """hfrag's default models plus every README model id, each of its kind."""
-    backend = HashingBackend()
-    models = default_models()
-    for name, kind in ROUTER_MODELS.items():
-        prompts = dict(DEFAULT_PROMPTS) if kind == "embed" else {}
-        extra: dict[str, Any] = {}
-        if kind == "generate":
-            extra = {"max_input_length": 4096, "max_total_tokens": 8192}
-        served = RuleTools(backend) if kind == "generate" else backend
-        models.append(ModelSpec(name, kind, served, prompts=prompts, **extra))  # type: ignore[arg-type]
-    return models
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, ServerHandle]]:
-    """The router stand-in and one server per endpoint URL, for the whole module."""
-    with serve_in_thread(ServerConfig(models=all_models())) as router:
-        handles = {"router": router}
-        with (
-            serve_in_thread(
-                ServerConfig(models=all_models()).with_primary(ENDPOINTS["http://127.0.0.1:8080"])
-            ) as embed,
-            serve_in_thread(
-                ServerConfig(models=all_models()).with_primary(ENDPOINTS["http://127.0.0.1:8081"])
-            ) as rerank,
-            serve_in_thread(
-                ServerConfig(models=all_models()).with_primary(ENDPOINTS["http://127.0.0.1:8082"])
-            ) as generate,
-        ):
-            handles.update(
-                {
-                    "http://127.0.0.1:8080": embed,
-                    "http://127.0.0.1:8081": rerank,
-                    "http://127.0.0.1:8082": generate,
-                }
-            )
-            yield handles
-
-
-def rewrite(source: str, servers: dict[str, ServerHandle]) -> str:
-    """The block with each documented endpoint URL pointing at its test server."""
-    for url in ENDPOINTS:
-        source = source.replace(url, servers[url].url)
-        source = source.replace(url.replace("127.0.0.1", "localhost"), servers[url].url)
-    return source
-
-
 def run_block(block: Block, source: str) -> None:
-    """Run ``source`` as the README reader would, in a fresh namespace."""
-    namespace: dict[str, Any] = {"__name__": "__readme__"}
-    filename = f"{block.page}:{block.line}"
+    """Run ``source`` here, as the worker does (for the tests of the conventions)."""
+    run(source, f"{block.page}:{block.line}", is_async(block))
+
+
+def is_async(block: Block) -> bool:
     first = block.source.lstrip().splitlines()[0] if block.source.strip() else ""
-    if first.startswith(ASYNC_MARK):
-        wrapped = "async def __readme_block__():\n" + textwrap.indent(source, "    ") + "    pass\n"
-        exec(compile(wrapped, filename, "exec"), namespace)
-        asyncio.run(namespace["__readme_block__"]())
-    else:
-        exec(compile(source, filename, "exec"), namespace)
+    return first.startswith(ASYNC_MARK)
 
 
 def skip_reason(block: Block) -> str | None:
@@ -196,29 +139,116 @@ def test_a_block_after_before_is_another_packages_code() -> None:
     assert first.id == "migrating-top-1"
 
 
-@pytest.fixture
-def reset_frameworks() -> Iterator[None]:
-    """README blocks may set LlamaIndex's global Settings; later tests must not inherit them."""
-    yield
-    import sys
+def namespace_prefix() -> list[str]:
+    """``unshare`` arguments for a private network namespace with loopback up, if allowed."""
+    unshare = shutil.which("unshare")
+    if unshare is None or not sys.platform.startswith("linux"):
+        return []
+    probe = subprocess.run(
+        [unshare, "-rn", "sh", "-c", "ip link set lo up"], capture_output=True, timeout=30
+    )
+    if probe.returncode != 0:
+        return []
+    return [unshare, "-rn", "sh", "-c", 'ip link set lo up && exec "$0" "$@"']
 
-    core = sys.modules.get("llama_index.core")
-    if core is not None:
-        settings = core.Settings
-        settings._embed_model = None
-        settings._llm = None
+
+class Worker:
+    """The worker process: sends a block, waits for its answer (at most ``BLOCK_TIMEOUT``)."""
+
+    def __init__(self, prefix: list[str], log: IO[str]) -> None:
+        cmd = [*prefix, sys.executable, "-m", "tests.docs_worker"]
+        self.log = log
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        ready = self._next(STARTUP_TIMEOUT)
+        assert ready == "ready\n", f"the worker did not start: {ready!r}\n{self.stderr()}"
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put("")
+
+    def _next(self, timeout: float) -> str:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.proc.kill()
+            return "(no answer within the time limit)"
+
+    def stderr(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-4000:]
+
+    def run(self, block: Block) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        assert self.proc.poll() is None, self.stderr()
+        request = {
+            "source": block.source,
+            "filename": f"{block.page}:{block.line}",
+            "run_async": is_async(block),
+        }
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self._next(BLOCK_TIMEOUT)
+        if not line.startswith("{"):
+            return {"ok": False, "error": f"{line}\n{self.stderr()}", "output": ""}
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[Worker]:
+    """The worker and its real-model listeners, for the whole module."""
+    pytest.importorskip("llama_cpp", reason="the examples run on the real models: hfrag[local]")
+    from hfrag.server.models_real import missing_runtimes
+
+    missing = missing_runtimes()
+    if missing:
+        pytest.skip("the examples run on the real models, which need " + ", ".join(missing))
+    prefix = namespace_prefix()
+    if not prefix:
+        busy = [port for port in [*LISTENERS, ROUTER_PORT] if port_in_use(port)]
+        assert not busy, f"the examples' ports {busy} are taken and no network namespace is allowed"
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
+        handle = Worker(prefix, log)
+        try:
+            yield handle
+        finally:
+            handle.close()
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
-@pytest.mark.usefixtures("reset_frameworks")
-def test_readme_block_runs(
-    block: Block, servers: dict[str, ServerHandle], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_doc_block_runs_as_written(block: Block, worker: Worker) -> None:
     reason = skip_reason(block)
     if reason is not None:
         pytest.skip(reason)
-    monkeypatch.setenv("HFRAG_ROUTER_URL", servers["router"].url)
-    run_block(block, rewrite(block.source, servers))
+    answer = worker.run(block)
+    assert answer["ok"], f"{block.page}:{block.line}\n{answer['error']}\n{answer['output']}"
 
 
 def test_an_async_block_without_the_marker_fails() -> None:
@@ -238,3 +268,32 @@ def test_a_not_run_block_is_skipped_with_its_reason() -> None:
         "needs a GPU"
     )
     assert skip_reason(Block("x", 1, 1, "x = 1\n# not run: later lines do not count\n")) is None
+
+
+def test_the_documented_ports_serve_the_real_models(worker: Worker) -> None:
+    source = textwrap.dedent(
+        """
+        import httpx
+
+        served = {port: httpx.get(f"http://127.0.0.1:{port}/info").json()["model_id"]
+                  for port in (8080, 8081, 8082)}
+        assert served == {
+            8080: "sentence-transformers/all-MiniLM-L6-v2",
+            8081: "hfrag/minilm-cosine-rerank",
+            8082: "HuggingFaceTB/SmolLM2-135M-Instruct",
+        }, served
+        import os
+        assert os.environ["HFRAG_ROUTER_URL"] == "http://127.0.0.1:8083"
+        assert "HF_TOKEN" not in os.environ
+        """
+    )
+    answer = worker.run(Block("ports", 1, 1, source, "test"))
+    assert answer["ok"], answer["error"]
+
+
+def test_a_failing_block_is_reported_with_its_place(worker: Worker) -> None:
+    answer = worker.run(Block("x", 1, 7, "print('before')\nraise RuntimeError('boom')\n", "P.md"))
+    assert not answer["ok"]
+    assert 'File "P.md:7", line 2' in answer["error"]
+    assert "RuntimeError: boom" in answer["error"]
+    assert answer["output"] == "before\n"

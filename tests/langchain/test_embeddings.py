@@ -125,7 +125,6 @@ def test_defaults_are_the_task_clients() -> None:
         ({}, "model=.*endpoint_url=.*neither"),
         ({"model": "a/b", "endpoint_url": "http://127.0.0.1:1"}, "model=.*endpoint_url=.*not both"),
         ({"model": "  "}, "neither"),
-        ({"model": "http://127.0.0.1:1"}, "endpoint_url"),
         ({"endpoint_url": "127.0.0.1:8080"}, "absolute http"),
         ({"model": "a/b", "router_url": "ftp://x"}, "router_url"),
         ({"model": "a/b", "batch_size": 0}, "batch_size must be >= 1"),

@@ -300,3 +300,16 @@ def sse(
             await writer.drain()
 
     return behaviour
+
+
+def in_turn(*behaviours: Behaviour) -> Behaviour:
+    """Each request gets the next behaviour; the last one answers every request after."""
+    count = 0
+
+    async def behaviour(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        nonlocal count
+        chosen = behaviours[min(count, len(behaviours) - 1)]
+        count += 1
+        await chosen(request, writer)
+
+    return behaviour

@@ -1,4 +1,5 @@
-"""An endpoint's GET /info: asked once per client, briefly, and remembered whatever it answered."""
+"""An endpoint's GET /info: asked briefly, once per client while its answer holds: an answer or a
+404 for good, a failure (a waking endpoint's 503) for a bounded time, then asked again."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import time
 
 import pytest
 
-from hfrag.tasks import EmbeddingsClient
-from tests.reliability.rawserver import RawServer, embeddings, hang, respond
+from hfrag.errors import InferenceError
+from hfrag.tasks import EmbeddingsClient, RerankClient, wire_choice
+from tests.reliability.rawserver import RawServer, embeddings, hang, in_turn, respond
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -71,4 +73,48 @@ def test_concurrent_first_calls_share_one_probe(raw_server: RawServer) -> None:
         await asyncio.gather(*(client.aembed([f"t{i}"]) for i in range(8)))
 
     asyncio.run(many())
+    assert raw_server.stats.paths().count("/info") == 1
+
+
+RERANKER_INFO = {"model_id": "m", "model_type": {"reranker": {"id2label": {"0": "LABEL_0"}}}}
+
+
+def test_a_failed_probe_is_asked_again_after_a_while(
+    raw_server: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A waking endpoint: /info answers 503 first. Without it, "auto" takes the HF pipeline form
+    # (POST /), which this TEI re-ranker refuses; once /info is asked again the form is TEI's.
+    monkeypatch.setattr(wire_choice, "PROBE_MEMORY", 0.3)
+    raw_server.route(
+        "/info", in_turn(respond(503, {"error": "loading"}), respond(200, RERANKER_INFO))
+    )
+    raw_server.route("/", respond(404, {"error": "no such route"}))
+    raw_server.route(
+        "/rerank", respond(200, [{"index": 1, "score": 0.9}, {"index": 0, "score": 0.1}])
+    )
+    client = RerankClient(endpoint_url=raw_server.url, max_retries=0)
+    with pytest.raises(InferenceError):
+        client.score("q", ["a", "b"])
+    with pytest.raises(InferenceError):  # within the memory: the failed probe still holds
+        client.score("q", ["a", "b"])
+    assert raw_server.stats.paths().count("/info") == 1
+    time.sleep(0.4)
+    assert client.score("q", ["a", "b"]).tolist() == pytest.approx([0.1, 0.9])
+    assert client.protocol == "tei"
+    assert raw_server.stats.paths().count("/info") == 2
+    client.score("q", ["a", "b"])
+    time.sleep(0.4)
+    client.score("q", ["a", "b"])
+    assert raw_server.stats.paths().count("/info") == 2  # an answer is kept for good
+
+
+def test_no_info_route_is_remembered_for_good(
+    raw_server: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wire_choice, "PROBE_MEMORY", 0.1)
+    raw_server.route("/info", respond(404, {"error": "no such route"}))
+    client = _client(raw_server)
+    client.embed(["a"])
+    time.sleep(0.2)
+    client.embed(["b"])
     assert raw_server.stats.paths().count("/info") == 1

@@ -222,7 +222,8 @@ def test_a_streamed_call_arrives_as_openai_streams_it(tgi):
     assert len(rest) > 2  # the arguments as the model writes them
     arguments = "".join(c["function"]["arguments"] for c in rest)
     assert arguments == whole["message"]["tool_calls"][0]["function"]["arguments"]
-    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    # No finish_reason chunk: TGI's shape (tests/conformance/test_chat_tools.py).
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks if c["choices"])
 
 
 def test_an_agent_loop_with_a_real_tool_runs_to_its_end(layout):

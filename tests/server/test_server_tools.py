@@ -124,7 +124,9 @@ def test_streamed_tool_calls_split_arguments(client: httpx.Client) -> None:
     assert head["function"] == {"name": "add_numbers", "arguments": ""}
     assert len(pieces) == 3
     assert json.loads("".join(p["function"]["arguments"] for p in pieces)) == {"a": 1, "b": 2.0}
-    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    # As TGI streams a tool call: no chunk carries a finish_reason; [DONE] ends it
+    # (tests/conformance/test_chat_tools.py replays TGI's recorded stream).
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks if c["choices"])
 
 
 SCHEMA = {

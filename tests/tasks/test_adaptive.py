@@ -63,8 +63,9 @@ def test_a_small_endpoint_gets_no_more_than_it_serves(srv: ServerHandle) -> None
     vectors = client.embed(TEXTS[:400])
     np.testing.assert_allclose(vectors, expected(srv, TEXTS[:400]), atol=1e-6)
     budget = budget_of(srv)
-    assert budget.limit.limit < 4  # type: ignore[attr-defined]
-    assert srv.counters.total(status=429) <= budget.sent // 2  # type: ignore[attr-defined]
+    assert srv.counters.max_in_flight == 2  # it used the capacity...
+    assert budget.limit.limit < 6  # type: ignore[attr-defined]  (...and stayed near it)
+    assert srv.counters.total(status=429) <= budget.sent // 3  # type: ignore[attr-defined]
 
 
 def test_rising_latency_holds_the_limit_down_without_any_429(srv: ServerHandle) -> None:
@@ -73,7 +74,7 @@ def test_rising_latency_holds_the_limit_down_without_any_429(srv: ServerHandle) 
     client = EmbeddingsClient(endpoint_url=srv.url)
     client.embed(TEXTS)
     assert srv.counters.total(status=429) == 0
-    assert budget_of(srv).limit.limit <= 8  # type: ignore[attr-defined]
+    assert budget_of(srv).limit.limit <= 16  # type: ignore[attr-defined]  (slow start: 64)
     assert srv.counters.max_open <= 16  # slow start overshoots a little, far below 64
 
 
@@ -170,12 +171,12 @@ def test_the_controller_rules_on_their_own() -> None:
     for _ in range(20):  # slow start, capped at the ceiling
         limit.on_sample(0.01, in_flight=limit.allowed, now=1.0)
     assert limit.allowed == 10
-    limit.on_overload(now=2.0)
+    limit.on_overload(others=9, now=2.0)
     assert limit.allowed == 9
     assert not limit.slow_start
-    for i in range(30):  # a burst of refusals within one round trip: at most one halving
-        limit.on_overload(now=2.0 + i * 1e-4)
-    assert limit.limit >= 4.5
+    for others in range(8, 3, -1):  # a burst of refusals while 4 are still being served
+        limit.on_overload(others=others, now=2.0)
+    assert limit.allowed == 4
     idle = limit.limit
     limit.on_sample(0.01, in_flight=1, now=3.0)  # unused limit: no rise
     assert limit.limit == idle

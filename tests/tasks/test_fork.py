@@ -42,13 +42,12 @@ def test_child_uses_the_route_the_parent_learned(server):
 def test_child_forked_while_a_first_call_held_the_lock_does_not_hang(server):
     options = EmbeddingOptions(provider="together", hub_url=server.url)
     client = EmbeddingsClient(model=EMBED_MODEL, router_url=server.url, options=options)
-    client._route_lock = None
 
     async def hold() -> None:  # as if another thread were half-way through its first call
         await client.route()
-        client._route = None
-        assert client._route_lock is not None
-        await client._route_lock.acquire()
+        client._wire._value = None
+        assert client._wire._lock is not None
+        await client._wire._lock.acquire()
 
     run_sync(hold())
     assert _run_forked(client) == (1, 384)

@@ -215,14 +215,27 @@ def test_an_embedding_endpoint_is_refused_before_any_document_is_sent(
     make_server: Callable[..., ServerHandle], mode: str
 ) -> None:
     server = make_server(ServerConfig())  # primary: an embedding model, as a TEI embedder
-    for url in (server.url, server.url + "/rerank", server.url + "/v1/rerank"):
-        client = RerankClient(endpoint_url=url)
-        with pytest.raises(ConfigurationError, match="serves an embedding model") as info:
-            call(mode, client, "score", QUERY, DOCS)
-        assert "hfrag/hash-embed" in str(info.value)
-        assert "re-ranker" in str(info.value)
+    client = RerankClient(endpoint_url=server.url)
+    with pytest.raises(ConfigurationError, match="serves an embedding model") as info:
+        call(mode, client, "score", QUERY, DOCS)
+    assert "hfrag/hash-embed" in str(info.value)
+    assert "re-ranker" in str(info.value)
     assert server.counters.total() == server.counters.total("/info")  # nothing but the probe
     assert server.counters.bodies == []
+
+
+@pytest.mark.parametrize(("route", "form"), [("/rerank", "tei"), ("/v1/rerank", "cohere")])
+def test_an_explicit_route_wins_over_the_info_of_an_all_in_one_server(
+    make_server: Callable[..., ServerHandle], mode: str, route: str, form: str
+) -> None:
+    # One server for every model (/info describes its embedding model): the route the user
+    # wrote says which re-ranker to call, and no probe overrules it.
+    server = make_server(ServerConfig())
+    client = RerankClient(endpoint_url=server.url + route)
+    scores = call(mode, client, "score", QUERY, DOCS)
+    assert scores.shape == (len(DOCS),)
+    assert client.protocol == form
+    assert server.counters.total(route, 200) == 1
 
 
 def test_a_generation_endpoint_is_refused(make_server: Callable[..., ServerHandle]) -> None:

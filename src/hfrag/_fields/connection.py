@@ -41,7 +41,7 @@ from pydantic import (
 )
 from typing_extensions import Self
 
-from hfrag._fields.migration import configuration_error, migrate
+from hfrag._fields.migration import configuration_error, field_names, migrate
 from hfrag.tasks import TaskClient, transport_config
 from hfrag.tasks.engine import check_rate_limiter
 from hfrag.transport import Secret
@@ -93,14 +93,7 @@ class PortableToken(SecretStr):
 
 def _accepted_names(cls: type[BaseModel]) -> set[str]:
     """Every name a class takes as an argument: its fields and their aliases."""
-    names = set(cls.model_fields)
-    for field in cls.model_fields.values():
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(c for c in alias.choices if isinstance(c, str))
-        elif isinstance(alias, str):
-            names.add(alias)
-    return names
+    return {n for name, field in cls.model_fields.items() for n in field_names(field, name)}
 
 
 class InferenceFields(BaseModel):
@@ -113,6 +106,9 @@ class InferenceFields(BaseModel):
 
     #: ``task=`` values (langchain-huggingface) that name this class's own task; others are refused.
     accepted_tasks: ClassVar[tuple[str, ...]] = ()
+    #: A chat model that takes a wrapped LLM's settings from ``llm=`` (langchain-huggingface's
+    #: ``ChatHuggingFace(llm=...)``).
+    takes_llm: ClassVar[bool] = False
 
     def __init__(self, /, **data: Any) -> None:
         try:
@@ -126,7 +122,7 @@ class InferenceFields(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _migrate_names(cls, data: Any) -> Any:
-        return migrate(data, _accepted_names(cls), cls.accepted_tasks)
+        return migrate(data, _accepted_names(cls), cls.accepted_tasks, takes_llm=cls.takes_llm)
 
     model: str | None = Field(
         default=None,

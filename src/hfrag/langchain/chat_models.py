@@ -148,6 +148,9 @@ class ChatHuggingFaceInference(LangChainGenerationFields, BaseChatModel):
         # or: ChatHuggingFaceInference(endpoint_url="http://127.0.0.1:8082")
     """
 
+    #: ``ChatHuggingFaceInference(llm=HuggingFaceInferenceLLM(...))`` takes the LLM's settings.
+    takes_llm: ClassVar[bool] = True
+
     # Declared here, not only in the mixin: pydantic merges base configs in MRO order, and
     # LangChain's base would otherwise turn extra="forbid" back into "ignore".
     model_config = ConfigDict(**ADAPTER_CONFIG, arbitrary_types_allowed=True)

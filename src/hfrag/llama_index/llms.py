@@ -155,6 +155,10 @@ class HuggingFaceInferenceLLM(GenerationFields, FunctionCallingLLM):
             info, wire = client.endpoint_info(), client.wire()
         except InferenceError:  # unreachable now; the real call will say why
             info, wire = {}, "text-generation" if self.task == "text-generation" else "chat"
+        if not is_tgi_info(info):
+            # Generation metadata comes from a generation server's /info only, never from the
+            # /info of an embedding or reranking model a shared server answers with.
+            info = {}
         total = _positive(info.get("max_total_tokens"))
         prompt = _positive(info.get("max_input_tokens"))
         reserve = total - prompt if total and prompt and total > prompt else None

@@ -12,8 +12,9 @@ shapes:
   ``finish_reason: "tool_calls"``; streamed as OpenAI streams them: a first delta per call
   with its ``index``, ``id``, ``type`` and ``function.name`` (arguments ``""``), then deltas of
   ``function.arguments`` text as the model writes it;
-- every stream ends with a chunk carrying ``finish_reason``, the usage chunk when
-  ``stream_options.include_usage``, and ``data: [DONE]``.
+- a stream of words ends with a chunk carrying ``finish_reason``, the usage chunk when
+  ``stream_options.include_usage``, and ``data: [DONE]``; a stream of tool calls has no
+  ``finish_reason`` chunk, as TGI's (the usage chunk when asked, then ``[DONE]``).
 """
 
 from __future__ import annotations
@@ -262,12 +263,19 @@ def _delta_event(head: Head, delta: dict[str, Any], logprobs: Any = None) -> byt
 
 
 def _chat_tail(head: Head, finish: str, usage: dict[str, int] | None) -> list[Event]:
-    """The chunk with ``finish_reason`` (it ends the answer), ``usage`` if asked, ``[DONE]``."""
-    last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
-    tail: list[Event] = [(sse(head([last]), space=True), True)]
+    """The chunk with ``finish_reason`` (it ends the answer), ``usage`` if asked, ``[DONE]``.
+
+    A tool call's stream has no ``finish_reason`` chunk, as TGI sends it (``router/src/chat.rs``,
+    ``ChatState::push``; TGI's snapshot ``test_flash_llama_grammar_tools_choice_stream``, replayed
+    in tests/conformance): once the call's JSON is complete, ``[DONE]`` ends the answer.
+    """
+    tail: list[Event] = []
+    if finish != "tool_calls":
+        last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
+        tail.append((sse(head([last]), space=True), True))
     if usage is not None:
         tail.append((sse({**head([]), "usage": usage}, space=True), False))
-    tail.append((b"data: [DONE]\n\n", False))
+    tail.append((b"data: [DONE]\n\n", finish == "tool_calls"))
     return tail
 
 

@@ -11,19 +11,24 @@ or the endpoint says it is overloaded, and settles near the knee where throughpu
 The rules, applied to every answered request (a *sample*):
 
 - **start small**: the limit starts at ``initial`` (2) and, in *slow start*, rises by 1 per
-  good sample (it doubles every round trip, as TCP's slow start) until the first back-off;
+  good sample (it doubles every round trip, as TCP's slow start) until the first back-off, or
+  until latency is halfway to the back-off point (``(1 + tolerance) / 2`` times the baseline:
+  TCP Vegas leaves slow start early the same way, so doubling does not overshoot far);
 - **then additively**: +1/limit per good sample, about +1 per round trip;
 - **only when used**: a sample raises the limit only if at least half the limit was in flight
   when it was sent (an idle client learns nothing about the endpoint: ``AIMDLimit``'s rule);
 - **back off on overload** (TEI's 429 "Model is overloaded", a 503, the router's 429): each such
   answer multiplies the limit by ``backoff`` (0.9, ``AIMDLimit``'s default: a gentle cut, since
-  an endpoint answers an overload at once and the next probe is cheap), but one round trip's
-  answers never take it below half of what it was when the round trip began (TCP's one halving
-  per round trip: a burst of refusals is one event, not twenty);
+  an endpoint answers an overload at once and the next probe is cheap), and lowers it to the
+  number of other requests still out when it came, if fewer: those are at least what the
+  endpoint was serving when it refused this one. A burst of refusals thus brings the limit down
+  to about the endpoint's capacity, not to 0.9 to the power of the burst;
 - **back off on rising latency**: ``gradient = tolerance * baseline / recent``, where
-  ``baseline`` is the lowest latency of the last ``window`` to ``2 * window`` samples (a minimum
-  with expiry, as TCP Vegas and BBR keep it: an endpoint that became slower is re-learned within
-  a window) and ``recent`` an exponential average of the latencies (weight ``smoothing``); when
+  ``recent`` is an exponential average of the latencies (weight ``smoothing``) and ``baseline``
+  the lowest value ``recent`` took in the last ``window`` to ``2 * window`` samples (a minimum
+  with expiry, as TCP Vegas and BBR keep one: an endpoint that became slower is re-learned within
+  a window; the minimum of the average, not of single answers, so one lucky answer does not make
+  every later one look slow); when
   the gradient is below 1 the limit is multiplied by it, never by less than 0.5
   (``Gradient2Limit``'s clamp). ``tolerance`` is 2: latency may double before it counts as
   rising, since a CPU-bound server doubles its latency between one and two requests in flight
@@ -54,7 +59,7 @@ class AdaptiveLimit:
 
         limit = AdaptiveLimit(ceiling=32)
         limit.on_sample(latency=0.02, in_flight=2)   # good answer: the limit rises
-        limit.on_overload()                          # 429: the limit falls
+        limit.on_overload(others=3)                  # 429: the limit falls
         limit.allowed                                # requests admitted now
     """
 
@@ -87,7 +92,6 @@ class AdaptiveLimit:
         self._minima = [math.inf, math.inf]  # the current and the previous window's minimum
         self._samples = 0
         self._last_cut = -math.inf
-        self._round_floor = 0.0
 
     @property
     def allowed(self) -> int:
@@ -115,7 +119,7 @@ class AdaptiveLimit:
             if self.recent is None
             else self.smoothing * latency + (1 - self.smoothing) * self.recent
         )
-        self._minima[0] = min(self._minima[0], latency)
+        self._minima[0] = min(self._minima[0], self.recent)
         self._samples += 1
         if self._samples % self.window == 0:
             self._minima = [math.inf, self._minima[0]]
@@ -125,18 +129,20 @@ class AdaptiveLimit:
         if gradient < 1.0:
             self._cut(max(gradient, 0.5), now)
             return
+        if self.slow_start and self.recent > baseline * (1 + self.tolerance) / 2:
+            self.slow_start = False  # latency is rising: from here on, additively
         if in_flight * 2 < self.allowed:
             return  # the limit was not used: no evidence it can go higher
         self.limit += 1.0 if self.slow_start else 1.0 / self.limit
         self.limit = min(self.limit, float(self.ceiling))
 
-    def on_overload(self, now: float | None = None) -> None:
-        """The endpoint answered 429 or 503: it is at (or past) its capacity."""
-        now = time.monotonic() if now is None else now
-        if self._new_round(now):
-            self._round_floor = self.limit / 2
+    def on_overload(self, others: int | None = None, now: float | None = None) -> None:
+        """The endpoint answered 429 or 503 while ``others`` more requests were out."""
         self.slow_start = False
-        self.limit = max(1.0, self._round_floor, self.limit * self.backoff)
+        limit = self.limit * self.backoff
+        if others is not None:
+            limit = min(limit, float(others))
+        self.limit = max(1.0, limit)
 
     def _new_round(self, now: float) -> bool:
         """Whether ``now`` is a round trip or more after the last cut (and if so, mark it)."""
@@ -147,7 +153,6 @@ class AdaptiveLimit:
 
     def _cut(self, factor: float, now: float) -> None:
         if self._new_round(now):
-            self._round_floor = 0.0
             self.slow_start = False
             self.limit = max(1.0, self.limit * factor)
 

@@ -15,13 +15,15 @@ import asyncio
 import copy
 import logging
 import os
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, TypedDict, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar, cast
 
 from typing_extensions import Self
 
 from hfrag.errors import ConfigurationError, HfragError, InferenceError
+from hfrag.tasks.served import Task, name_the_cause
+from hfrag.tasks.wire_choice import WireChoice, expiry_after, fresh
 from hfrag.transport import (
     AsyncTransport,
     Request,
@@ -47,7 +49,7 @@ from hfrag.transport.urls import (
 T = TypeVar("T")
 logger = logging.getLogger("hfrag.tasks")
 
-#: The longest an endpoint's ``GET /info`` may take; it is tried once per client.
+#: The longest an endpoint's ``GET /info`` may take.
 INFO_TIMEOUT = 5.0
 # The drivers end a call's requests at its deadline themselves (naming the batches it cost); the
 # call-level guard fires just after, for anything else that could wait.
@@ -189,6 +191,8 @@ class TaskClient:
     #: Attributes holding live resources (pools, loop-bound tasks): never copied or pickled,
     #: rebuilt on first use. A subclass with more of them extends this tuple.
     _transient: ClassVar[tuple[str, ...]] = ("_sync", "_async", "_info_probe")
+    #: The task this client does: an error from a server of another task names what it serves.
+    task_kind: ClassVar[Task | None] = None
 
     def __init__(self, target: Target, config: TransportConfig) -> None:
         self.target = target
@@ -198,7 +202,9 @@ class TaskClient:
         self._sync: SyncTransport | None = None
         self._async: AsyncTransport | None = None
         self._info: dict[str, Any] | None = None
+        self._info_expires: float | None = None
         self._info_probe: tuple[int, asyncio.Future[dict[str, Any]]] | None = None
+        self._wire: WireChoice[Any] = WireChoice()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target.describe()!r})"
@@ -265,6 +271,15 @@ class TaskClient:
 
     async def _bounded(self, call: Coroutine[Any, Any, T]) -> T:
         """``call`` within the whole-call deadline (on hfrag's loop, where the drivers read it)."""
+        try:
+            return await self._within_deadline(call)
+        except InferenceError as error:
+            named = await name_the_cause(self, error)
+            if named is error:
+                raise
+            raise named from error
+
+    async def _within_deadline(self, call: Coroutine[Any, Any, T]) -> T:
         deadline = self.config.retry.deadline
         with deadline_scope(deadline) as end:
             left = remaining(end)
@@ -288,22 +303,38 @@ class TaskClient:
             self._async = AsyncTransport(self.config)
         return self._async
 
+    async def choose_wire(
+        self, decide: Callable[[], Awaitable[T]], routes: Mapping[str, T] | None = None
+    ) -> T:
+        """The wire form this client speaks (see :mod:`hfrag.tasks.wire_choice`): what the
+        endpoint URL's route names in ``routes``, else ``decide()``, made once and remembered
+        (for :data:`~hfrag.tasks.wire_choice.PROBE_MEMORY` seconds when a probe had failed)."""
+        choice = await self._wire.get(
+            self.target.endpoint_url, routes or {}, decide, self._info_failed
+        )
+        return cast(T, choice)
+
+    def _info_failed(self) -> bool:
+        return self._info_expires is not None
+
     async def _endpoint_info(self) -> dict[str, Any]:
         """An endpoint's ``GET /info`` (TEI, TGI); empty when it has none or it failed.
 
-        Tried once per client, briefly (one attempt, at most :data:`INFO_TIMEOUT` seconds), and
-        the answer is remembered, good or bad, so no later call waits for it. Concurrent first
-        calls share the one probe. A failure here is not the call's failure: the real request
-        reports its own.
+        Tried briefly (one attempt, at most :data:`INFO_TIMEOUT` seconds); concurrent first
+        calls share the one probe. An answer, or a 404 (no ``/info`` there), is remembered for
+        the client's life; any other failure (a waking endpoint's 503, a timeout) only for
+        :data:`~hfrag.tasks.wire_choice.PROBE_MEMORY` seconds, then a call asks again. A failure
+        here is not the call's failure: the real request reports its own.
         """
-        if self._info is not None:
+        if self._info is not None and fresh(self._info_expires):
             return self._info
         url = self.target.route("/info")
         if url is None:
             self._info = {}
             return self._info
         probe = self._info_probe
-        if probe is None or probe[0] != os.getpid():  # none yet, or one of the parent's loop
+        # None yet, one of the parent's loop, or one whose failure has been forgotten.
+        if probe is None or probe[0] != os.getpid() or probe[1].done():
             probe = (os.getpid(), asyncio.ensure_future(self._probe_info(url)))
             self._info_probe = probe
         return await asyncio.shield(probe[1])
@@ -311,12 +342,15 @@ class TaskClient:
     async def _probe_info(self, url: str) -> dict[str, Any]:
         timeout = min(INFO_TIMEOUT, self.config.timeout or INFO_TIMEOUT)
         request = Request(url, method="GET", timeout=timeout, max_retries=0)
+        failed = False
         try:
             info = await self.async_transport.request(request)
         except InferenceError as error:
-            logger.debug("no usable GET /info at %s (%s); not asking again", redact_url(url), error)
+            failed = error.status not in (404, 405, 410)  # those say: no /info here
+            logger.debug("no usable GET /info at %s (%s)", redact_url(url), error)
             info = {}
         self._info = info if isinstance(info, dict) else {}
+        self._info_expires = expiry_after(failed)
         return self._info
 
     def close(self) -> None:

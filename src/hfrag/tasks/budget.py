@@ -150,7 +150,7 @@ class Budget:
             self.overloads += 1
             if self.limit.allowed == 1:
                 self.strikes += 1
-            self.limit.on_overload(now)
+            self.limit.on_overload(self.in_flight - 1, now)
             if wait is not None and wait > 0:
                 self.paused_until = max(self.paused_until, now + wait)
         self._release()

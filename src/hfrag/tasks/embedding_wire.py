@@ -8,7 +8,8 @@ form       body                                         answer
            "dimensions"?}``                             (floats or base64)
 =========  ===========================================  =========================================
 
-:func:`resolve_route` picks the URL, the form and the ``model`` to send, once per client:
+:func:`resolve_route` picks the URL, the form and the ``model`` to send (the client asks it once,
+through :meth:`~hfrag.tasks.base.TaskClient.choose_wire`):
 
 - a model id: ``provider`` None or ``"hf-inference"`` is the router's pipeline URL (tei form);
   another provider (or ``"auto"``) is ``{router}/{provider}{route}`` in the openai form, with
@@ -172,51 +173,57 @@ async def _get(client: EmbeddingsClient, url: str) -> Any:
         return None
 
 
-async def _served_models(client: EmbeddingsClient) -> list[str]:
-    """The model names an OpenAI-compatible endpoint serves (``GET /v1/models``), once."""
-    if client._served is None:
-        assert client.target.endpoint_url is not None
-        listing = await _get(client, endpoint_route(client.target.endpoint_url, "/v1/models"))
-        data = listing.get("data") if isinstance(listing, dict) else None
-        client._served = [
-            item["id"]
-            for item in data or []
-            if isinstance(item, dict) and isinstance(item.get("id"), str)
-        ]
-    return client._served
+class _Lookups:
+    """What one resolution asks servers, each at most once (nothing is kept on the client)."""
 
+    def __init__(self, client: EmbeddingsClient) -> None:
+        self.client = client
+        self._served: list[str] | None = None
 
-async def _endpoint_form(client: EmbeddingsClient) -> str:
-    info = await client._endpoint_info()
-    if info.get("model_type") is not None or "max_client_batch_size" in info:
-        return "tei"  # TEI answers /info; its own form carries every option
-    if not info and await _served_models(client):
-        return "openai"  # vLLM, llama.cpp, Infinity: no /info, but /v1/models
-    return "tei"  # an Inference Endpoint (HF toolkit): POST the URL as given
+    async def served_models(self) -> list[str]:
+        """The model names an OpenAI-compatible endpoint serves (``GET /v1/models``)."""
+        if self._served is None:
+            assert self.client.target.endpoint_url is not None
+            url = endpoint_route(self.client.target.endpoint_url, "/v1/models")
+            listing = await _get(self.client, url)
+            data = listing.get("data") if isinstance(listing, dict) else None
+            self._served = [
+                item["id"]
+                for item in data or []
+                if isinstance(item, dict) and isinstance(item.get("id"), str)
+            ]
+        return self._served
+
+    async def endpoint_form(self) -> str:
+        info = await self.client._endpoint_info()
+        if info.get("model_type") is not None or "max_client_batch_size" in info:
+            return "tei"  # TEI answers /info; its own form carries every option
+        if not info and await self.served_models():
+            return "openai"  # vLLM, llama.cpp, Infinity: no /info, but /v1/models
+        return "tei"  # an Inference Endpoint (HF toolkit): POST the URL as given
 
 
 async def provider_mappings(client: EmbeddingsClient) -> list[ProviderMapping]:
-    """The model's Inference Providers from the Hub, looked up once per client."""
-    if client._mappings is None:
-        assert client.target.model is not None
-        url = hub_mapping_url(client.target.model, client.options.hub_url)
-        payload = await client.async_transport.request(Request(url, method="GET"))
-        client._mappings = parse_mapping(payload, client.target.model, url)
-    return client._mappings
+    """The model's Inference Providers from the Hub."""
+    assert client.target.model is not None
+    url = hub_mapping_url(client.target.model, client.options.hub_url)
+    payload = await client.async_transport.request(Request(url, method="GET"))
+    return parse_mapping(payload, client.target.model, url)
 
 
 async def resolve_route(client: EmbeddingsClient) -> Route:
     """Where and how this client sends its batches (see the module docstring)."""
     options, target = client.options, client.target
     if target.endpoint_url is not None:
+        lookups = _Lookups(client)
         url = target.endpoint_url
-        form = static_form(client) or await _endpoint_form(client)
+        form = static_form(client) or await lookups.endpoint_form()
         check_form(options, form, f"endpoint {target.describe()}")
         if form == "tei":
             return Route(url, FORMS["tei"])
         model = options.provider_model
         if model is None:
-            served = await _served_models(client)
+            served = await lookups.served_models()
             model = served[0] if served else (await client._endpoint_info()).get("model_id")
         return Route(openai_embeddings_url(url), FORMS["openai"], model)
     assert target.model is not None

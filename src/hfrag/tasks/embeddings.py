@@ -11,8 +11,6 @@ methods run the same coroutine on hfrag's private loop.
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -46,7 +44,7 @@ from hfrag.tasks.engine import (
 from hfrag.tasks.inputs import check_text, check_texts
 from hfrag.tasks.lengths import LONG_INPUTS, LongInputs, check_lengths
 from hfrag.tasks.progress import ProgressCallback, progress_bar
-from hfrag.tasks.providers import ProviderMapping, check_provider
+from hfrag.tasks.providers import check_provider
 from hfrag.tasks.vectors import Matrix, Pooling
 from hfrag.transport import Request
 from hfrag.transport.urls import check_url
@@ -77,7 +75,7 @@ class EmbeddingOptions:
     max_concurrency: Size = "auto"
     concurrency_ceiling: int = DEFAULT_CEILING
     #: Seconds a query waits to be joined with concurrent ones while one is in flight; 0: never.
-    coalesce_window: float = 0.005
+    coalesce_window: float = 0.002
     normalize: bool | None = None
     truncate: bool | None = True
     truncation_direction: Literal["left", "right"] | None = None
@@ -154,6 +152,7 @@ class EmbeddingsClient(TaskClient):
                                   options=EmbeddingOptions(provider="auto"))
     """
 
+    task_kind = "embeddings"
     _transient: ClassVar[tuple[str, ...]] = (*TaskClient._transient, "_coalescer", "rate_limiter")
 
     def __init__(
@@ -193,25 +192,15 @@ class EmbeddingsClient(TaskClient):
         form = static_form(self)
         if form is not None:
             check_form(self.options, form, self.target.describe())
-        self._route: Route | None = None
-        self._route_lock: asyncio.Lock | None = None
-        self._lock_pid = os.getpid()
-        self._served: list[str] | None = None
-        self._mappings: list[ProviderMapping] | None = None
         self._coalescer: Coalescer[Matrix] | None = None
         #: Acquired before every request (LangChain's ``BaseRateLimiter``); not copied.
         self.rate_limiter: RateLimiter | None = None
 
     async def route(self) -> Route:
-        """Where and in which form batches go: decided on first use, then remembered."""
-        if self._route is None:
-            # A fork copies a lock that another thread may hold; the child gets its own.
-            if self._route_lock is None or self._lock_pid != os.getpid():
-                self._route_lock, self._lock_pid = asyncio.Lock(), os.getpid()
-            async with self._route_lock:  # concurrent first calls look up once
-                if self._route is None:
-                    self._route = await resolve_route(self)
-        return self._route
+        """Where and in which form batches go: decided on first use, then remembered (see
+        :meth:`~hfrag.tasks.base.TaskClient.choose_wire`; the URL's own route is read by
+        :func:`~hfrag.tasks.embedding_wire.static_form`)."""
+        return await self.choose_wire(lambda: resolve_route(self))
 
     def embed(
         self,
@@ -330,6 +319,7 @@ class EmbeddingsClient(TaskClient):
             max_concurrency=self.options.max_concurrency,
             ceiling=self.options.concurrency_ceiling,
             truncate=self.options.truncate,
+            spread=isolate is None,  # a coalesced job keeps its requests few
         )
         out: list[Matrix] = []  # holds the (n, dim) result once the dimension is known
 

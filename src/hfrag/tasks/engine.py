@@ -5,8 +5,10 @@
 sparse embeddings, rerank) sizes and paces its batches by the same rules:
 
 - **batch size** ``"auto"``: the endpoint's ``max_client_batch_size`` (TEI's ``/info``; at most
-  :data:`AUTO_BATCH_MAX`), else :data:`DEFAULT_BATCH`; a number is used as given, cut to the
-  endpoint's limit;
+  :data:`AUTO_BATCH_MAX`), else :data:`DEFAULT_BATCH`; with adaptive concurrency, a job too
+  small to give every admitted request a full batch is spread over them (``ceil(n / allowed)``
+  texts each, never under a quarter of the batch size): one wave of smaller requests ends sooner
+  than a few full ones. A number is used as given, cut to the endpoint's limit;
 - **tokens**: with ``max_batch_tokens`` in ``/info``, a batch also holds at most that many
   estimated tokens. The estimate, :func:`token_bound`, is the text's UTF-8 length plus 2 (every
   WordPiece or byte-level BPE token covers at least one byte; 2 for ``[CLS]``/``[SEP]``), cut to
@@ -126,8 +128,13 @@ async def job_settings(
     max_concurrency: Size,
     ceiling: int,
     truncate: bool | None,
+    spread: bool = True,
 ) -> JobSettings:
-    """The batch size, token cap and pacing of a job of ``texts`` sent to ``url``."""
+    """The batch size, token cap and pacing of a job of ``texts`` sent to ``url``.
+
+    ``spread=False`` keeps full batches for a small job (coalesced queries: their point is few
+    requests).
+    """
     info = await client._endpoint_info()
     server_batch = _positive(info, "max_client_batch_size")
     if batch_size == AUTO:
@@ -144,4 +151,7 @@ async def job_settings(
     capacity = _positive(info, "max_concurrent_requests")
     top = min(ceiling, capacity) if capacity else ceiling
     budget = budget_for(endpoint_key(url, client.target.is_endpoint), top)
+    if batch_size == AUTO and spread:
+        share = -(-len(texts) // budget.allowed)
+        size = max(min(size, share), max(1, size // 4))
     return JobSettings(size, top, budget, weights, max_tokens)

@@ -428,6 +428,8 @@ class LLMClient(TaskClient):
     """What :class:`~hfrag.tasks.ChatClient` and :class:`~hfrag.tasks.TextGenerationClient`
     share: the target, the connection keyword arguments, ``provider`` and the options."""
 
+    task_kind = "generation"
+
     def __init__(
         self,
         model: str | None = None,

@@ -38,7 +38,6 @@ from hfrag.tasks.rerank_forms import (
 )
 from hfrag.tasks.scores import Scores
 from hfrag.transport import Request
-from hfrag.transport.urls import named_route
 
 __all__ = ["RerankClient", "RerankOptions", "RerankResult"]
 
@@ -148,6 +147,10 @@ def check_cut(top_n: Any, score_threshold: Any) -> None:
         )
 
 
+#: The routes an endpoint URL may end with, and the wire form each names (the user's word).
+_ROUTES = {"/rerank": "tei", "/v1/rerank": "cohere", "/v2/rerank": "cohere", "/v1": "cohere"}
+
+
 class RerankClient(TaskClient):
     """Framework-free reranking over the router or any re-ranker endpoint, sync and async.
 
@@ -157,6 +160,8 @@ class RerankClient(TaskClient):
         client.score("where is paris?", ["Paris is in France.", "Bananas"])  # float32, (2,)
         client.rerank("where is paris?", docs, top_n=3)    # [RerankResult(index, score), ...]
     """
+
+    task_kind = "reranking"
 
     # The chosen wire form and the probe it came from belong to this object: a copy decides anew.
     _transient = (*TaskClient._transient, "_info", "_form", "rate_limiter")
@@ -257,27 +262,24 @@ class RerankClient(TaskClient):
     # -- the job --------------------------------------------------------------------------------
 
     async def _wire_form(self) -> tuple[WireForm, str]:
-        """The wire form and URL of this client, decided on first use and remembered."""
-        if self._form is None:
-            name: str = self.options.protocol
-            if self.target.is_endpoint:
-                where = self.target.describe()
-                info = await self._endpoint_info()
-                if name == "auto":  # an explicit protocol is trusted: the server will say no
-                    refuse_non_rerankers(info, where)
-                    route = named_route(self.target.endpoint_url or "")
-                    if route in ("/v1/rerank", "/v2/rerank", "/v1"):
-                        name = "cohere"  # /v1 is an OpenAI-compatible base: rerank is /v1/rerank
-                    elif route == "/rerank":
-                        name = "tei"
-                    else:
-                        name = form_from_info(info, where)
-                    self.options.check_form(name)
-            elif name == "auto":
-                name = "hf-inference"
-            form = WIRE_FORMS[name]
-            self._form = (form, form.route(self.target))
+        """The wire form and URL of this client (see :meth:`TaskClient.choose_wire`): an
+        explicit ``protocol``, else the route the URL ends with, else ``GET /info``."""
+        routes = _ROUTES if self.options.protocol == "auto" else None
+        name = await self.choose_wire(self._decide_form, routes)
+        self.options.check_form(name)
+        form = WIRE_FORMS[name]
+        self._form = (form, form.route(self.target))
         return self._form
+
+    async def _decide_form(self) -> str:
+        name: str = self.options.protocol
+        if name != "auto":
+            return name  # an explicit protocol is trusted: the server will say no
+        if not self.target.is_endpoint:
+            return "hf-inference"
+        info, where = await self._endpoint_info(), self.target.describe()
+        refuse_non_rerankers(info, where)
+        return form_from_info(info, where)
 
     async def _batch_limit(self, batch_size: int | None) -> int:
         limit = self.options.batch_size if batch_size is None else batch_size

@@ -37,6 +37,7 @@ from typing import Any, Literal
 from hfrag.errors import ConfigurationError
 from hfrag.tasks.base import Target
 from hfrag.tasks.scores import Scores, from_indexed, from_labels, from_similarities
+from hfrag.tasks.served import served_from_info
 from hfrag.transport.urls import endpoint_route, named_route
 
 __all__ = [
@@ -252,15 +253,14 @@ def form_from_info(info: Mapping[str, Any], where: str) -> str:
 
 def refuse_non_rerankers(info: Mapping[str, Any], where: str) -> None:
     """An error, before any document is sent, for an endpoint whose /info says it cannot rerank."""
-    model_type = info.get("model_type")
-    if isinstance(model_type, dict) and "embedding" in model_type:
+    served = served_from_info(info)
+    if served is None or served[0] in ("reranking", "classification"):
+        return
+    kind, model = served
+    if kind == "embeddings":
         raise ConfigurationError(
-            f"{where} serves an embedding model ({info.get('model_id', 'unknown')}), not a "
-            "re-ranker: point endpoint_url at a TEI re-ranker (a cross-encoder such as "
-            "BAAI/bge-reranker-v2-m3) or use model=... on the router"
+            f"{where} serves an embedding model ({model}), not a re-ranker: point endpoint_url "
+            "at a TEI re-ranker (a cross-encoder such as BAAI/bge-reranker-v2-m3) or use "
+            "model=... on the router"
         )
-    if "max_total_tokens" in info or info.get("model_pipeline_tag") == "text-generation":
-        raise ConfigurationError(
-            f"{where} serves a text-generation model ({info.get('model_id', 'unknown')}), not a "
-            "re-ranker"
-        )
+    raise ConfigurationError(f"{where} serves a text-generation model ({model}), not a re-ranker")

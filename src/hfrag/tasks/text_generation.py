@@ -79,16 +79,14 @@ def _route_missing(error: InferenceError) -> bool:
     return error.status in (400, 422) and any(h in text for h in _CHAT_ONLY_HINTS)
 
 
-def _with_hint(error: InferenceError, hint: str) -> InferenceError:
-    return error.replaced(message=f"{error.message}; {hint}")
-
-
 @dataclass
 class _Tries:
     """Where one call stands: the route being tried, the chat route's failure once it fell back
-    to text-generation, and whether refused parameters were already dropped."""
+    to text-generation, whether refused parameters were already dropped, and the options (whose
+    text-generation parameters are what a refusal can name)."""
 
     route: _Route
+    options: GenerationOptions
     first: InferenceError | None = None
     dropped: bool = False
 
@@ -128,7 +126,6 @@ class TextGenerationClient(LLMClient):
                 f"{self.provider!r}: use task='chat' (or 'auto') for other providers"
             )
         self.task: Task = task
-        self._route: _Route | None = None
         # Parameters a non-TGI server refused, per text-generation URL (that is, per model).
         self._refused: dict[str, frozenset[str]] = {}
 
@@ -145,8 +142,9 @@ class TextGenerationClient(LLMClient):
         return _Route("chat", url, url, fallback)
 
     async def _resolve(self) -> _Route:
-        if self._route is not None:
-            return self._route
+        return await self.choose_wire(self._decide)
+
+    async def _decide(self) -> _Route:
         endpoint = self.target.endpoint_url
         path = (endpoint or "").split("?", 1)[0].rstrip("/")
         generate_route = path.endswith(("/generate", "/generate_stream"))
@@ -166,7 +164,6 @@ class TextGenerationClient(LLMClient):
             route = self._tgi_route(endpoint)
         else:
             route = self._chat_route(fallback=self._tgi_route(endpoint))
-        self._route = route
         return route
 
     def wire(self) -> Wire:
@@ -209,19 +206,18 @@ class TextGenerationClient(LLMClient):
     def _failed(self, route: _Route, error: InferenceError) -> InferenceError:
         """The error to raise, with a hint naming the other task when it may help."""
         if route.wire == "text-generation" and self.target.model and _route_missing(error):
-            return _with_hint(
-                error,
-                "this model may be served for chat only: use task='chat' or task='auto' "
-                "(the chat model class)",
+            return error.replaced(
+                message=f"{error.message}; this model may be served for chat only: use "
+                "task='chat' or task='auto' (the chat model class)"
             )
         return error
 
     def _neither(self, first: InferenceError, second: InferenceError) -> InferenceError:
-        return _with_hint(
-            second,
-            f"{self.target.describe()} answers neither chat completions ({first.url}: "
-            f"{first.status}) nor text-generation ({second.url}: {second.status}); check the "
-            "URL: it must be a TGI, vLLM, llama.cpp or other OpenAI-compatible LLM server",
+        return second.replaced(
+            message=f"{second.message}; {self.target.describe()} answers neither chat "
+            f"completions ({first.url}: {first.status}) nor text-generation ({second.url}: "
+            f"{second.status}); check the URL: it must be a TGI, vLLM, llama.cpp or other "
+            "OpenAI-compatible LLM server"
         )
 
     def _next(self, tries: _Tries, error: InferenceError) -> None:
@@ -232,7 +228,9 @@ class TextGenerationClient(LLMClient):
         text-generation route; otherwise the error, with a hint when the other task may help.
         """
         route = tries.route
-        refused = unused_parameters(error) if route.wire == "text-generation" else frozenset()
+        refused: frozenset[str] = frozenset()
+        if route.wire == "text-generation":  # only what was sent can be dropped
+            refused = unused_parameters(error) & tries.options.tgi_parameters().keys()
         known = self._refused.get(route.url, frozenset())
         if refused - known and not tries.dropped:
             self._refused[route.url] = known | refused
@@ -247,11 +245,13 @@ class TextGenerationClient(LLMClient):
 
     def _settle(self, tries: _Tries) -> None:
         """Remember the route that answered (its fallback is no longer needed)."""
-        self._route = replace(tries.route, fallback=None)
+        self._wire.set(replace(tries.route, fallback=None))
 
-    async def _attempts(self, route: _Route, call: Callable[[_Route], Awaitable[T]]) -> T:
+    async def _attempts(
+        self, route: _Route, opts: GenerationOptions, call: Callable[[_Route], Awaitable[T]]
+    ) -> T:
         """``call`` on ``route``, then on what :meth:`_next` says, until one answers."""
-        tries = _Tries(route)
+        tries = _Tries(route, opts)
         while True:
             try:
                 out = await call(tries.route)
@@ -263,7 +263,7 @@ class TextGenerationClient(LLMClient):
 
     async def _generate(self, prompt: str, opts: GenerationOptions) -> GenerationOutput:
         route = await self._resolve()
-        return await self._attempts(route, lambda r: self._once(r, prompt, opts))
+        return await self._attempts(route, opts, lambda r: self._once(r, prompt, opts))
 
     def generate(
         self, prompt: str, *, stop: Any = None, options: GenerationOptions | None = None
@@ -303,7 +303,7 @@ class TextGenerationClient(LLMClient):
             raise
 
     def _iter(self, route: _Route, prompt: str, opts: GenerationOptions) -> Iterator[Chunk]:
-        tries = _Tries(route)
+        tries = _Tries(route, opts)
         while True:  # the same sequence as _attempts, with the sync transport
             try:
                 chunks, first = self._open(tries.route, prompt, opts)
@@ -337,7 +337,7 @@ class TextGenerationClient(LLMClient):
 
     async def _aiter(self, prompt: str, opts: GenerationOptions) -> AsyncIterator[Chunk]:
         route = await self.arun(self._resolve())
-        chunks, first = await self._attempts(route, lambda r: self._aopen(r, prompt, opts))
+        chunks, first = await self._attempts(route, opts, lambda r: self._aopen(r, prompt, opts))
         try:
             if first is not None:
                 yield first

@@ -183,9 +183,14 @@ class DriverCore:
         left = remaining(end)
         if left is not None and wait >= left:
             # Waking up after the deadline would only fail later: the deadline ends the call now.
+            # The cause is named, not repeated: its text is in ``__cause__``.
+            failed = f"HTTP {error.status}" if error.status is not None else "no response"
             raise deadline_error(
-                redact_url(request.url), f"no time left to retry after: {error.args[0]}"
-            )
+                redact_url(request.url),
+                f"attempt {attempt + 1} got {failed}, and the wait before the next would end "
+                "past the deadline",
+                error_type=error.error_type,
+            ) from error
         logger.debug(
             "retrying %s %s: attempt %d of %d in %.2fs after %s",
             request.method,

@@ -51,7 +51,11 @@ def remaining(end: float | None) -> float | None:
     return None if end is None else end - time.monotonic()
 
 
-def deadline_error(url: str | None = None, detail: str = "") -> InferenceTimeoutError:
-    """The error of a call that ran out of time."""
+def deadline_error(
+    url: str | None = None, detail: str = "", *, error_type: str | None = None
+) -> InferenceTimeoutError:
+    """The error of a call that ran out of time (``error_type``: that of the failure it ended)."""
     message = "the call's deadline passed before it could finish"
-    return InferenceTimeoutError(message + (f" ({detail})" if detail else ""), url=url)
+    return InferenceTimeoutError(
+        message + (f" ({detail})" if detail else ""), url=url, error_type=error_type
+    )
