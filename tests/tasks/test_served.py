@@ -171,3 +171,16 @@ def test_without_info_the_422s_words_name_the_route() -> None:
     assert wrong_server_advice("embeddings", "http://h/x", {}, "batch size 40 > 32") is None
     reranker = {"model_id": "m", "model_type": {"classifier": {}}}
     assert wrong_server_advice("reranking", "http://h", reranker) is None
+
+
+def test_a_stream_names_the_cause_too(layout: DeploymentsHandle) -> None:
+    client = ChatClient(endpoint_url=layout.urls["embed"])
+    with pytest.raises(NotFoundError, match=re.escape(EMBED)):
+        list(client.stream_chat([{"role": "user", "content": "Where is Paris?"}]))
+
+
+async def test_an_async_stream_names_the_cause_too(layout: DeploymentsHandle) -> None:
+    client = TextGenerationClient(endpoint_url=layout.urls["embed"], task="chat")
+    with pytest.raises(NotFoundError, match=re.escape(EMBED)):
+        async for _ in client.astream("Where is Paris?"):
+            pass
