@@ -120,9 +120,10 @@ def tgi_snapshot(name: str, *, path: str = "/v1/chat/completions") -> Exchange:
     return Exchange(fixture, "POST", path, None, 200, content_type, body)
 
 
-def derived(answer: Any, what: str) -> Exchange:
+def derived(answer: Any, what: str, status: int = 200) -> Exchange:
     """An answer built from recorded ones (named ``derived:...``): for shapes no recording has."""
-    return Exchange(f"derived:{what}", "POST", "/", None, 200, "application/json", _compact(answer))
+    body = _compact(answer)
+    return Exchange(f"derived:{what}", "POST", "/", None, status, "application/json", body)
 
 
 def pieces(body: bytes) -> list[bytes]:

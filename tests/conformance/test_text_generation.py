@@ -41,7 +41,7 @@ import pytest
 
 from hfrag.errors import InvalidRequestError
 from hfrag.tasks import GenerationOptions, TextGenerationClient, collect
-from tests.conformance.replay import ReplayServer, cassette, differences
+from tests.conformance.replay import ReplayServer, cassette, derived, differences
 
 FLAN_LARGE = cassette("TestTextGenerationClientVCR.test_generate_non_tgi_endpoint_regression_test")
 GPT2 = cassette("TestTextGenerationAsyncClientVCR.test_generate_non_tgi_endpoint")
@@ -217,3 +217,20 @@ def test_tgi_validation_error_in_every_class(replay: ReplayServer, way: str) -> 
     with pytest.raises(InvalidRequestError, match="must be <= 1512") as caught:
         call(make(replay.url, model, max_new_tokens=10000), "test")
     assert caught.value.error_type == "validation"
+
+
+def test_a_refusal_naming_only_parameters_hfrag_did_not_send_is_not_retried(
+    replay: ReplayServer,
+) -> None:
+    # The flan-t5-large refusal with its list replaced by one parameter hfrag never sends: a
+    # retry would send the same body again, so the server's error is raised at once.
+    recorded = FLAN_LARGE[0].answer_json()
+    names = "['return_full_text', 'stop', 'details']"
+    answer = {k: v.replace(names, "['decoder_input_details']") if isinstance(v, str) else
+              [w.replace(names, "['decoder_input_details']") for w in v]
+              for k, v in recorded.items()}  # fmt: skip
+    refusal = derived(answer, "refusal of an unsent parameter", status=400)
+    replay.serve(refusal, at=_path("google/flan-t5-large"))
+    with pytest.raises(InvalidRequestError, match="decoder_input_details"):
+        _task(replay.url, "google/flan-t5-large").generate("How are you today?")
+    assert len(replay.received) == 1

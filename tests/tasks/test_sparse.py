@@ -170,3 +170,11 @@ def test_model_ids_and_bad_options_are_configuration_errors() -> None:
         SparseOptions(batch_size=0)
     with pytest.raises(ConfigurationError):
         SparseOptions(long_inputs="shout")  # type: ignore[arg-type]
+
+
+def test_batches_keep_within_max_batch_tokens(make_server: Any) -> None:
+    srv = make_server(ServerConfig(max_batch_tokens=100))
+    texts = ["word " * 8 + str(i) for i in range(12)]  # at most 44 tokens each by UTF-8 size
+    out = client(srv.url).embed(texts)
+    assert len(out) == 12
+    assert max(srv.counters.batch_sizes) == 2  # 2 x 44 <= 100 < 3 x 44

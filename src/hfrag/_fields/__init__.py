@@ -4,6 +4,7 @@
 - :mod:`~hfrag._fields.embeddings`: the embedding options and the client built from them.
 - :mod:`~hfrag._fields.rerank`: the rerank options, what to keep of a ranking, and the client.
 - :mod:`~hfrag._fields.generation`: the LLM options and the chat/text clients built from them.
+- :mod:`~hfrag._fields.sparse`: the sparse-embedding options and their client.
 
 This package imports pydantic (both frameworks bring it) and neither framework; ``import hfrag``
 does not import it.
@@ -13,6 +14,7 @@ from hfrag._fields.connection import ADAPTER_CONFIG, InferenceFields, sensitive_
 from hfrag._fields.embeddings import EmbeddingFields
 from hfrag._fields.generation import GenerationFields
 from hfrag._fields.rerank import RankingFields, RerankFields
+from hfrag._fields.sparse import SparseFields
 
 __all__ = [
     "ADAPTER_CONFIG",
@@ -21,5 +23,6 @@ __all__ = [
     "InferenceFields",
     "RankingFields",
     "RerankFields",
+    "SparseFields",
     "sensitive_headers",
 ]

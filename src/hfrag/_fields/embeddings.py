@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 from typing_extensions import Self
 
-from hfrag._fields.connection import InferenceFields
+from hfrag._fields.texts import TextJobFields
 from hfrag.tasks import EmbeddingOptions, EmbeddingsClient
 
 __all__ = ["EmbeddingFields"]
@@ -20,7 +19,7 @@ __all__ = ["EmbeddingFields"]
 _OPTIONS = EmbeddingOptions()
 
 
-class EmbeddingFields(InferenceFields):
+class EmbeddingFields(TextJobFields):
     """The embedding options, and the :class:`~hfrag.tasks.EmbeddingsClient` built from all fields.
 
     The client is built once at validation (which surfaces configuration errors at construction)
@@ -29,26 +28,6 @@ class EmbeddingFields(InferenceFields):
 
     accepted_tasks: ClassVar[tuple[str, ...]] = ("feature-extraction",)
 
-    batch_size: int | Literal["auto"] = Field(
-        default=_OPTIONS.batch_size,
-        description=(
-            "Texts per request: 'auto' (the endpoint's max_client_batch_size from /info, else "
-            "32) or a number (cut to the endpoint's limit). Batches also keep within /info's "
-            "max_batch_tokens, and a batch the server rejects as too large is split."
-        ),
-    )
-    max_concurrency: int | Literal["auto"] = Field(
-        default=_OPTIONS.max_concurrency,
-        description=(
-            "Requests in flight: 'auto' (adaptive, learned from the endpoint's answers and "
-            "shared by every client of the endpoint in this process, up to "
-            "concurrency_ceiling) or a fixed number for each call."
-        ),
-    )
-    concurrency_ceiling: int = Field(
-        default=_OPTIONS.concurrency_ceiling,
-        description="With max_concurrency='auto': the most requests the endpoint gets at once.",
-    )
     coalesce_window: float = Field(
         default=_OPTIONS.coalesce_window,
         description=(
@@ -60,29 +39,9 @@ class EmbeddingFields(InferenceFields):
         default=_OPTIONS.normalize,
         description="Ask the server to L2-normalise vectors (TEI defaults to true); None: omit.",
     )
-    truncate: bool | None = Field(
-        default=_OPTIONS.truncate,
-        description="Ask the server to truncate inputs longer than the model's limit.",
-    )
-    truncation_direction: Literal["left", "right"] | None = Field(
-        default=_OPTIONS.truncation_direction,
-        description="Which end to cut when truncating ('left' or 'right'); None: server default.",
-    )
     dimensions: int | None = Field(
         default=_OPTIONS.dimensions,
         description="Output dimension for Matryoshka models that support it; None: full size.",
-    )
-    prompt_name: str | None = Field(
-        default=_OPTIONS.prompt_name,
-        description="Sentence-Transformers prompt name for both queries and documents.",
-    )
-    query_prompt_name: str | None = Field(
-        default=_OPTIONS.query_prompt_name,
-        description="Prompt name for queries (wins over prompt_name), e.g. 'query'.",
-    )
-    document_prompt_name: str | None = Field(
-        default=_OPTIONS.document_prompt_name,
-        description="Prompt name for documents (wins over prompt_name), e.g. 'passage'.",
     )
     query_instruction: str | None = Field(
         default=_OPTIONS.query_instruction,
@@ -95,17 +54,6 @@ class EmbeddingFields(InferenceFields):
     pooling: Literal["mean", "cls"] = Field(
         default=_OPTIONS.pooling,
         description="How to pool token-level output of models without a pooling head.",
-    )
-    show_progress: bool = Field(
-        default=_OPTIONS.show_progress,
-        description=(
-            "Show a progress bar (tqdm.auto) for a job of more than one batch; one bar at a time."
-        ),
-    )
-    progress: Callable[[int, int], None] | None = Field(
-        default=_OPTIONS.progress,
-        exclude=True,
-        description="Called as progress(done, total) after every batch, for other UIs.",
     )
     provider: str | None = Field(
         default=_OPTIONS.provider,
@@ -155,26 +103,17 @@ class EmbeddingFields(InferenceFields):
 
     def _build_client(self) -> EmbeddingsClient:
         options = EmbeddingOptions(
-            batch_size=self.batch_size,
-            max_concurrency=self.max_concurrency,
-            concurrency_ceiling=self.concurrency_ceiling,
+            **self.job_options(),
             coalesce_window=self.coalesce_window,
             normalize=self.normalize,
-            truncate=self.truncate,
-            truncation_direction=self.truncation_direction,
             dimensions=self.dimensions,
-            prompt_name=self.prompt_name,
-            query_prompt_name=self.query_prompt_name,
-            document_prompt_name=self.document_prompt_name,
             query_instruction=self.query_instruction,
             document_instruction=self.document_instruction,
             pooling=self.pooling,
-            show_progress=self.show_progress,
             provider=self.provider,
             provider_model=self.provider_model,
             protocol=self.protocol,
             encoding_format=self.encoding_format,
             hub_url=self.hub_url,
-            progress=self.progress,
         )
         return EmbeddingsClient(**self._connection(), options=options)

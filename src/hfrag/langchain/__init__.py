@@ -21,4 +21,21 @@ __all__ = [
     "HuggingFaceInferenceEmbeddings",
     "HuggingFaceInferenceLLM",
     "HuggingFaceInferenceReranker",
+    "HuggingFaceInferenceSparseEmbeddings",
+    "HuggingFaceInferenceTextSplitter",
 ]
+
+# Imported on first use: they need langchain-qdrant and langchain-text-splitters, which a user
+# of the other classes may not have.
+_LAZY = {
+    "HuggingFaceInferenceSparseEmbeddings": "hfrag.langchain.sparse",
+    "HuggingFaceInferenceTextSplitter": "hfrag.langchain.splitters",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hfrag.langchain' has no attribute {name!r}")

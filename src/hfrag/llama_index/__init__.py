@@ -13,5 +13,21 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from hfrag.llama_index.embeddings import HuggingFaceInferenceEmbedding
 from hfrag.llama_index.llms import HuggingFaceInferenceLLM
 from hfrag.llama_index.rerank import HuggingFaceInferenceRerank
+from hfrag.llama_index.sparse import HuggingFaceInferenceSparseEmbedding
 
-__all__ = ["HuggingFaceInferenceEmbedding", "HuggingFaceInferenceLLM", "HuggingFaceInferenceRerank"]
+__all__ = [
+    "HuggingFaceInferenceEmbedding",
+    "HuggingFaceInferenceLLM",
+    "HuggingFaceInferenceRerank",
+    "HuggingFaceInferenceSparseEmbedding",
+    "HuggingFaceInferenceTextSplitter",
+]
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use, like the framework's own optional parts.
+    if name == "HuggingFaceInferenceTextSplitter":
+        from hfrag.llama_index.splitters import HuggingFaceInferenceTextSplitter
+
+        return HuggingFaceInferenceTextSplitter
+    raise AttributeError(f"module 'hfrag.llama_index' has no attribute {name!r}")

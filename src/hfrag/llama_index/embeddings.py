@@ -18,18 +18,14 @@ from llama_index.core.instrumentation.events.embedding import (
     EmbeddingEndEvent,
     EmbeddingStartEvent,
 )
-from pydantic import ConfigDict, model_validator
-from typing_extensions import Self
+from pydantic import ConfigDict
 
 from hfrag._fields import ADAPTER_CONFIG, EmbeddingFields
-from hfrag.errors import ConfigurationError
-from hfrag.tasks.engine import AUTO, DEFAULT_BATCH
+from hfrag.llama_index._batch_size import BatchSizeNames
 from hfrag.tasks.inputs import check_texts
 from hfrag.tasks.vectors import Matrix
 
 __all__ = ["HuggingFaceInferenceEmbedding"]
-
-_BATCH_FIELDS = ("batch_size", "embed_batch_size")
 
 
 def _rows(matrix: Matrix) -> list[Embedding]:
@@ -42,7 +38,7 @@ def _row(vector: Matrix) -> Embedding:
     return row
 
 
-class HuggingFaceInferenceEmbedding(EmbeddingFields, BaseEmbedding):
+class HuggingFaceInferenceEmbedding(BatchSizeNames, EmbeddingFields, BaseEmbedding):
     """Embeddings from a Hub model on the Hugging Face router, or from any TEI-compatible endpoint.
 
     Give ``model`` (a Hub model id) or ``endpoint_url`` (an Inference Endpoint, a TEI server, or
@@ -68,30 +64,6 @@ class HuggingFaceInferenceEmbedding(EmbeddingFields, BaseEmbedding):
     @classmethod
     def class_name(cls) -> str:
         return "HuggingFaceInferenceEmbedding"
-
-    @model_validator(mode="after")
-    def _sync_names(self) -> Self:
-        given = [name for name in _BATCH_FIELDS if name in self.model_fields_set]
-        if len(given) == 2 and self.batch_size != self.embed_batch_size and self.batch_size != AUTO:
-            raise ConfigurationError(
-                f"batch_size={self.batch_size} and embed_batch_size={self.embed_batch_size} "
-                "disagree; they are the same setting: give one"
-            )
-        # One follows the other; with neither given, hfrag's default wins over LlamaIndex's.
-        size = self.embed_batch_size if given == ["embed_batch_size"] else self.batch_size
-        self.batch_size = size  # sets both names
-        if self.model_name == type(self).model_fields["model_name"].default:
-            self.model_name = self._target_name()
-        return self
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _BATCH_FIELDS:  # keep the two names of one setting in step
-            # LlamaIndex's embed_batch_size is a number: with batch_size="auto" it shows the
-            # size used when the endpoint says nothing (hfrag's default, not LlamaIndex's 10).
-            shown = DEFAULT_BATCH if value == AUTO else value
-            self._assign_together({"embed_batch_size": shown, "batch_size": value})
-            return
-        super().__setattr__(name, value)
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return _row(self.embeddings_client().embed_query(query))

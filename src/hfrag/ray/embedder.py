@@ -7,8 +7,9 @@ embedding adapters: the client's keyword arguments and the :class:`~hfrag.tasks.
 fields, with their defaults and checks (nothing is declared again here).
 
 A worker handles one batch at a time (a lock makes sure of it even when the engine calls it from
-several threads), so the requests it has in flight never exceed its ``max_concurrency``: that is
-what lets :func:`hfrag.ray.embed_dataset` bound the total across workers.
+several threads), so the requests it has in flight never exceed its ``max_concurrency`` (or, when
+adaptive, its ``concurrency_ceiling``): that is what lets :func:`hfrag.ray.embed_dataset` bound
+the total across workers.
 
 A batch either comes back whole, every row with its vector, or raises hfrag's typed error (batch
 positions included); nothing is returned for a failed batch.

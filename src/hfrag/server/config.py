@@ -30,8 +30,9 @@ class ModelSpec:
         kind: ``embed`` (feature extraction), ``rerank`` (pair classification), ``generate``,
             or ``sparse`` (TEI's ``/embed_sparse``, see ``backends_sparse``).
         backend: any object satisfying the protocol of ``kind`` (see ``backends``).
-        pooling: False makes feature-extraction return per-token vectors (3-D), like a router
-            model without a pooling head.
+        pooling: False makes feature-extraction return per-token vectors, like a router model
+            without a pooling head (``[n][1][tokens][dim]`` on the router layout, as recorded;
+            ``[n][tokens][dim]`` on TEI's routes).
         max_input_length: tokens per input (per pair for rerank, per prompt for generate).
         prompts: Sentence-Transformers prompts, selectable with ``prompt_name``.
         max_total_tokens: prompt plus new tokens limit of a generator (TGI's option).

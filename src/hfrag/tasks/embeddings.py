@@ -319,6 +319,7 @@ class EmbeddingsClient(TaskClient):
             max_concurrency=self.options.max_concurrency,
             ceiling=self.options.concurrency_ceiling,
             truncate=self.options.truncate,
+            spread=isolate is None,  # a coalesced job keeps its requests few
         )
         out: list[Matrix] = []  # holds the (n, dim) result once the dimension is known
 

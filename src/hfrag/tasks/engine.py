@@ -128,8 +128,13 @@ async def job_settings(
     max_concurrency: Size,
     ceiling: int,
     truncate: bool | None,
+    spread: bool = True,
 ) -> JobSettings:
-    """The batch size, token cap and pacing of a job of ``texts`` sent to ``url``."""
+    """The batch size, token cap and pacing of a job of ``texts`` sent to ``url``.
+
+    ``spread=False`` keeps full batches for a small job (coalesced queries: their point is few
+    requests).
+    """
     info = await client._endpoint_info()
     server_batch = _positive(info, "max_client_batch_size")
     if batch_size == AUTO:
@@ -146,7 +151,7 @@ async def job_settings(
     capacity = _positive(info, "max_concurrent_requests")
     top = min(ceiling, capacity) if capacity else ceiling
     budget = budget_for(endpoint_key(url, client.target.is_endpoint), top)
-    if batch_size == AUTO:
-        spread = -(-len(texts) // budget.allowed)
-        size = max(min(size, spread), max(1, size // 4))
+    if batch_size == AUTO and spread:
+        share = -(-len(texts) // budget.allowed)
+        size = max(min(size, share), max(1, size // 4))
     return JobSettings(size, top, budget, weights, max_tokens)

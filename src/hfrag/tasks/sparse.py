@@ -2,13 +2,15 @@
 
 TEI serves sparse models (SPLADE) at ``/embed_sparse``: the body is ``{"inputs": [...],
 "truncate"?, "truncation_direction"?, "prompt_name"?}`` and the answer holds, per input, the
-non-zero entries ``[{"index": int, "value": float}, ...]`` (docs/PROTOCOL.md, section 8). The
-client shares the dense client's machinery: batches within the endpoint's
-``max_client_batch_size`` run by :func:`hfrag.tasks.batching.run_batches` (bounded concurrency,
-adaptive split, positions in errors), the transport's retries and credential rule, the
-whole-call deadline of :class:`~hfrag.tasks.base.TaskClient`, progress, and the input rule of
-:mod:`hfrag.tasks.inputs`. Inputs longer than the endpoint's ``max_input_length`` are reported
-as :mod:`hfrag.tasks.lengths` says (``long_inputs``).
+non-zero entries ``[{"index": int, "value": float}, ...]`` (docs/PROTOCOL.md, section 8).
+
+The client shares the dense client's machinery: batches sized and paced by
+:func:`hfrag.tasks.engine.job_settings` (``max_client_batch_size`` and ``max_batch_tokens`` from
+``/info``, the endpoint's adaptive budget) and run by :func:`hfrag.tasks.batching.run_batches`
+(adaptive split, positions in errors); the transport's retries and credential rule; the
+whole-call deadline of :class:`~hfrag.tasks.base.TaskClient`; progress; the input rule of
+:mod:`hfrag.tasks.inputs`. Inputs longer than the endpoint's ``max_input_length`` are reported as
+:mod:`hfrag.tasks.lengths` says (``long_inputs``).
 
 The Hugging Face router serves no sparse-embedding task, so the target is an endpoint URL: a
 TEI server with a SPLADE model, an Inference Endpoint running one, or ``hfrag serve``.
@@ -29,6 +31,7 @@ from hfrag._checks import check_bool, check_choice, check_int, check_str
 from hfrag.errors import ConfigurationError, MalformedResponseError
 from hfrag.tasks.base import Connection, TaskClient, connect
 from hfrag.tasks.batching import run_batches
+from hfrag.tasks.engine import DEFAULT_CEILING, Size, check_size, job_settings
 from hfrag.tasks.inputs import check_text, check_texts
 from hfrag.tasks.lengths import LONG_INPUTS, LongInputs, check_lengths
 from hfrag.tasks.progress import ProgressCallback, progress_bar
@@ -70,10 +73,13 @@ class SparseVector:
 
 @dataclass(frozen=True)
 class SparseOptions:
-    """What to ask ``/embed_sparse`` for, and how to cut the work (see the client)."""
+    """What to ask ``/embed_sparse`` for, and how to cut and pace the work (see the client;
+    ``batch_size``, ``max_concurrency`` and ``concurrency_ceiling`` mean what they mean for
+    dense embeddings: :mod:`hfrag.tasks.engine`)."""
 
-    batch_size: int = 32
-    max_concurrency: int = 4
+    batch_size: Size = "auto"
+    max_concurrency: Size = "auto"
+    concurrency_ceiling: int = DEFAULT_CEILING
     truncate: bool | None = True
     truncation_direction: Literal["left", "right"] | None = None
     prompt_name: str | None = None
@@ -85,8 +91,9 @@ class SparseOptions:
     progress: ProgressCallback | None = None
 
     def __post_init__(self) -> None:
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("max_concurrency", self.max_concurrency, minimum=1)
+        check_size("batch_size", self.batch_size)
+        check_size("max_concurrency", self.max_concurrency)
+        check_int("concurrency_ceiling", self.concurrency_ceiling, minimum=1)
         check_bool("truncate", self.truncate, optional=True)
         check_bool("show_progress", self.show_progress)
         if self.truncation_direction is not None:
@@ -189,7 +196,9 @@ class SparseEmbeddingsClient(TaskClient):
                 f"options must be a SparseOptions, got {type(options).__name__}"
             )
         self.options = options or SparseOptions()
-        max_connections = max(16, self.options.max_concurrency * 2)
+        fixed = self.options.max_concurrency
+        most = fixed if isinstance(fixed, int) else self.options.concurrency_ceiling
+        max_connections = max(16, most * 2)
         super().__init__(*connect(model, endpoint_url, connection, max_connections=max_connections))
         if not self.target.is_endpoint:
             raise ConfigurationError(
@@ -205,7 +214,7 @@ class SparseEmbeddingsClient(TaskClient):
         texts: Sequence[str],
         *,
         kind: Kind = "document",
-        batch_size: int | None = None,
+        batch_size: Size | None = None,
         show_progress: bool | None = None,
     ) -> list[SparseVector]:
         """Sparse vectors of ``texts``, in input order.
@@ -236,7 +245,7 @@ class SparseEmbeddingsClient(TaskClient):
         texts: Sequence[str],
         *,
         kind: Kind = "document",
-        batch_size: int | None = None,
+        batch_size: Size | None = None,
         show_progress: bool | None = None,
     ) -> list[SparseVector]:
         """Async :meth:`embed`; safe from any event loop."""
@@ -254,25 +263,27 @@ class SparseEmbeddingsClient(TaskClient):
         """Async :meth:`embed_query`."""
         return (await self.aembed([check_text(text, "the query")], kind="query"))[0]
 
-    async def _batch_limit(self, batch_size: int | None) -> int:
-        limit = self.options.batch_size if batch_size is None else batch_size
-        server_max = (await self._endpoint_info()).get("max_client_batch_size")
-        if isinstance(server_max, int) and not isinstance(server_max, bool) and server_max > 0:
-            limit = min(limit, server_max)
-        return limit
-
     async def _embed(
-        self, texts: list[str], kind: Kind, batch_size: int | None, show_progress: bool | None
+        self, texts: list[str], kind: Kind, batch_size: Size | None, show_progress: bool | None
     ) -> list[SparseVector]:
-        limit = await self._batch_limit(batch_size)
         options = self.options
+        fixed = options.max_concurrency
         await check_lengths(
             self,
             texts,
             options.long_inputs,
             truncate=options.truncate,
             prompt_name=options.prompt(kind),
+            max_concurrency=fixed if isinstance(fixed, int) else 4,
+        )
+        job = await job_settings(
+            self,
+            self.url,
+            texts,
+            batch_size=options.batch_size if batch_size is None else batch_size,
             max_concurrency=options.max_concurrency,
+            ceiling=options.concurrency_ceiling,
+            truncate=options.truncate,
         )
         out: list[SparseVector | None] = [None] * len(texts)
 
@@ -280,7 +291,7 @@ class SparseEmbeddingsClient(TaskClient):
             body = options.body(texts[start:stop], kind)
             size = BYTES_PER_INPUT * (stop - start)
             payload = await self.async_transport.request(
-                Request(self.url, json=body, max_response_bytes=size)
+                Request(self.url, json=body, max_response_bytes=size, paced=job.paced)
             )
             return decode_sparse(payload, stop - start, start, self.url)
 
@@ -288,16 +299,26 @@ class SparseEmbeddingsClient(TaskClient):
             out[start:stop] = rows
 
         bar = options.show_progress if show_progress is None else show_progress
-        batches = -(-len(texts) // limit)
+        batches = -(-len(texts) // job.batch_size)
         with progress_bar(
             len(texts), bar, "sparse embedding", batches=batches, callback=options.progress
         ) as advance:
-            await run_batches(len(texts), limit, options.max_concurrency, send, collect, advance)
+            await run_batches(
+                len(texts),
+                job.batch_size,
+                job.workers,
+                send,
+                collect,
+                advance,
+                retry=self.config.retry,
+                **job.run_args(),
+            )
         done = [row for row in out if row is not None]
         assert len(done) == len(texts)  # run_batches raises for anything not collected
         return done
 
 
-def _check_call(batch_size: int | None, show_progress: bool | None) -> None:
-    check_int("batch_size", batch_size, minimum=1, optional=True)
+def _check_call(batch_size: Size | None, show_progress: bool | None) -> None:
+    if batch_size is not None:
+        check_size("batch_size", batch_size)
     check_bool("show_progress", show_progress, optional=True)

@@ -82,9 +82,11 @@ def _route_missing(error: InferenceError) -> bool:
 @dataclass
 class _Tries:
     """Where one call stands: the route being tried, the chat route's failure once it fell back
-    to text-generation, and whether refused parameters were already dropped."""
+    to text-generation, whether refused parameters were already dropped, and the options (whose
+    text-generation parameters are what a refusal can name)."""
 
     route: _Route
+    options: GenerationOptions
     first: InferenceError | None = None
     dropped: bool = False
 
@@ -226,7 +228,9 @@ class TextGenerationClient(LLMClient):
         text-generation route; otherwise the error, with a hint when the other task may help.
         """
         route = tries.route
-        refused = unused_parameters(error) if route.wire == "text-generation" else frozenset()
+        refused: frozenset[str] = frozenset()
+        if route.wire == "text-generation":  # only what was sent can be dropped
+            refused = unused_parameters(error) & tries.options.tgi_parameters().keys()
         known = self._refused.get(route.url, frozenset())
         if refused - known and not tries.dropped:
             self._refused[route.url] = known | refused
@@ -243,9 +247,11 @@ class TextGenerationClient(LLMClient):
         """Remember the route that answered (its fallback is no longer needed)."""
         self._wire.set(replace(tries.route, fallback=None))
 
-    async def _attempts(self, route: _Route, call: Callable[[_Route], Awaitable[T]]) -> T:
+    async def _attempts(
+        self, route: _Route, opts: GenerationOptions, call: Callable[[_Route], Awaitable[T]]
+    ) -> T:
         """``call`` on ``route``, then on what :meth:`_next` says, until one answers."""
-        tries = _Tries(route)
+        tries = _Tries(route, opts)
         while True:
             try:
                 out = await call(tries.route)
@@ -257,7 +263,7 @@ class TextGenerationClient(LLMClient):
 
     async def _generate(self, prompt: str, opts: GenerationOptions) -> GenerationOutput:
         route = await self._resolve()
-        return await self._attempts(route, lambda r: self._once(r, prompt, opts))
+        return await self._attempts(route, opts, lambda r: self._once(r, prompt, opts))
 
     def generate(
         self, prompt: str, *, stop: Any = None, options: GenerationOptions | None = None
@@ -297,7 +303,7 @@ class TextGenerationClient(LLMClient):
             raise
 
     def _iter(self, route: _Route, prompt: str, opts: GenerationOptions) -> Iterator[Chunk]:
-        tries = _Tries(route)
+        tries = _Tries(route, opts)
         while True:  # the same sequence as _attempts, with the sync transport
             try:
                 chunks, first = self._open(tries.route, prompt, opts)
@@ -331,7 +337,7 @@ class TextGenerationClient(LLMClient):
 
     async def _aiter(self, prompt: str, opts: GenerationOptions) -> AsyncIterator[Chunk]:
         route = await self.arun(self._resolve())
-        chunks, first = await self._attempts(route, lambda r: self._aopen(r, prompt, opts))
+        chunks, first = await self._attempts(route, opts, lambda r: self._aopen(r, prompt, opts))
         try:
             if first is not None:
                 yield first
