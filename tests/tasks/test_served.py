@@ -184,3 +184,17 @@ async def test_an_async_stream_names_the_cause_too(layout: DeploymentsHandle) ->
     with pytest.raises(NotFoundError, match=re.escape(EMBED)):
         async for _ in client.astream("Where is Paris?"):
             pass
+
+
+def test_a_424_from_an_embedding_server_names_it_instead_of_retry_advice() -> None:
+    from hfrag.errors import BackendError
+    from hfrag.server.testing import CannedResponse, serve_in_thread
+
+    with serve_in_thread(ServerConfig()) as srv:  # /info: the embedding model
+        srv.script("/v1/chat/completions", CannedResponse(424, {"error": "no chat model"}))
+        with pytest.raises(BackendError) as info:
+            ChatClient(endpoint_url=srv.url).chat([{"role": "user", "content": "hi"}])
+        assert srv.counters.total("/v1/chat/completions") == 1  # not retried
+    text = str(info.value)
+    assert EMBED in text
+    assert "retried where that is safe" not in text
