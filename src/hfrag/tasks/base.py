@@ -251,6 +251,8 @@ class TaskClient:
         ``items``. Every sync stream of a task client goes through here."""
         try:
             yield from items
+        except InferenceError as error:
+            raise self.scrubbed(run_sync(name_the_cause(self, error))) from None
         except HfragError as error:
             raise self.scrubbed(error) from None
 
@@ -259,6 +261,8 @@ class TaskClient:
         try:
             async for item in items:
                 yield item
+        except InferenceError as error:
+            raise self.scrubbed(await run_async(name_the_cause(self, error))) from None
         except HfragError as error:
             raise self.scrubbed(error) from None
         finally:
