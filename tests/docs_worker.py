@@ -28,7 +28,7 @@ from hfrag.server.testing import DeploymentsHandle, serve_deployments
 HOST = "127.0.0.1"
 BASE_PORT = 8080
 #: The listeners ``hfrag serve --models real --port 8080`` prints, and what each serves.
-LISTENERS = {8080: "embed", 8081: "rerank", 8082: "generate"}
+LISTENERS = {8080: "embed", 8081: "rerank", 8082: "generate", 8084: "sparse"}
 ROUTER_PORT = 8083
 ROUTER_URL = f"http://{HOST}:{ROUTER_PORT}"
 

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -44,6 +45,9 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+_MAX_PORT = 65535
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -53,8 +57,17 @@ def _probability(text: str) -> float:
 
 def _seconds(text: str) -> float:
     value = float(text)
+    if not math.isfinite(value):  # nan would go out as "Retry-After: nan", inf as a 500
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= _MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port (0 to {_MAX_PORT})")
     return value
 
 
@@ -111,7 +124,12 @@ def _add_serve(sub: Any) -> None:
     )
     net = serve.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    net.add_argument("--port", type=int, default=8080, help="port to listen on (0: a free port)")
+    net.add_argument(
+        "--port",
+        type=_port,
+        default=8080,
+        help="port of the first listener, the others on the next ports (0: free ports)",
+    )
     net.add_argument(
         "--api-key",
         default=None,
@@ -459,6 +477,19 @@ async def _serve(config: Any, host: str, port: int) -> None:
             await runner.cleanup()
 
 
+def _ports_problem(config: Any, port: int) -> str | None:
+    """Why the listeners cannot all have ports from ``port`` on (None: they can)."""
+    from hfrag.server.deployments import deployment_configs
+
+    last = port + max(deployment.offset for deployment, _ in deployment_configs(config))
+    if port and last > _MAX_PORT:
+        return (
+            f"--port {port}: the listeners need ports {port}-{last}, past {_MAX_PORT}; use "
+            f"--port {port - (last - _MAX_PORT)} or lower, or 0 for free ports"
+        )
+    return None
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         import aiohttp  # noqa: F401
@@ -475,6 +506,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    problem = _ports_problem(config, args.port)
+    if problem:
+        print(f"hfrag serve: error: {problem}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(_serve(config, args.host, args.port))
     except KeyboardInterrupt:

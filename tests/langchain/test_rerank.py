@@ -67,6 +67,8 @@ def test_contextual_compression_retriever_reranks_what_the_store_found(
     chunks, queries = make_corpus(300)
     embeddings = HuggingFaceInferenceEmbeddings(model=EMBED_MODEL, router_url=rerank_srv.url)
     store = InMemoryVectorStore.from_texts(chunks, embeddings)
+    # the store's own embedding batches are sized by the endpoint, so count from here on
+    rerank_srv.counters.reset()
     retriever = ContextualCompressionRetriever(
         base_compressor=reranker(target, rerank_srv.url, top_n=3),
         base_retriever=store.as_retriever(search_kwargs={"k": 20}),

@@ -63,6 +63,8 @@ def test_query_engine_with_the_postprocessor(
     emb = HuggingFaceInferenceEmbedding(model=EMBED_MODEL, router_url=rerank_srv.url)
     monkeypatch.setattr(Settings, "_embed_model", emb)  # nothing may fall back to a default
     index = VectorStoreIndex.from_documents([Document(text=c) for c in chunks], embed_model=emb)
+    # the index's own embedding batches are sized by the endpoint, so count from here on
+    rerank_srv.counters.reset()
     post = rerank(target, rerank_srv.url, top_n=3)
     engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=20, node_postprocessors=[post])
 

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from hfrag.errors import ConfigurationError, InputError
+from hfrag.server.testing import ServerHandle
 from hfrag.tasks import EmbeddingOptions, EmbeddingsClient, transport_config
 from hfrag.tasks.embeddings import check_texts
 from hfrag.transport import RetryPolicy, Secret, TransportConfig
+from tests.reliability.classes import INPUTS, QUERY, RERANK, SUBJECTS, Subject, _lc_docs, close
 from tests.reliability.rawserver import RawServer, embeddings
 
 NAN, INF = float("nan"), float("inf")
@@ -244,3 +246,45 @@ def test_adapters_refuse_bad_settings_without_echo(framework: str, kwargs: dict[
         Adapter(endpoint_url="http://127.0.0.1:9/embed", **kwargs)
     assert PLANTED not in str(info.value)
     assert PLANTED not in repr(info.value)
+
+
+# --- values assigned after construction ---
+
+#: kind -> (field, bad value) refused when assigned to an adapter of that kind.
+ASSIGNED: dict[str, list[tuple[str, Any]]] = {
+    "embed": [("batch_size", 0), ("max_retries", -1), ("timeout", "soon")],
+    "rerank": [("batch_size", 0), ("max_retries", -1), ("timeout", NAN)],
+    "generate": [("temperature", "hot"), ("max_retries", -1), ("timeout", INF)],
+}
+ADAPTERS = [s for s in SUBJECTS if s.name.startswith(("lc.", "li."))]
+ASSIGN_CASES = [(s, f, v) for s in ADAPTERS for f, v in ASSIGNED[s.kind]]
+ASSIGN_CASES += [(s, "top_n", 0) for s in ADAPTERS if s.name.endswith(("Reranker", "Rerank"))]
+
+
+@pytest.mark.parametrize(
+    ("subject", "field", "value"),
+    ASSIGN_CASES,
+    ids=[f"{s}-{f}={v!r}" for s, f, v in ASSIGN_CASES],
+)
+def test_a_bad_value_assigned_to_an_adapter_is_refused_there(
+    server: ServerHandle, subject: Subject, field: str, value: Any
+) -> None:
+    obj = subject.build(server.url, max_retries=0)
+    try:
+        before = getattr(obj, field)
+        with pytest.raises(ConfigurationError, match=field):
+            setattr(obj, field, value)
+        assert getattr(obj, field) == before  # the old value stays, not the refused one
+        assert subject.call(obj, INPUTS[subject.kind]) is not None  # and the adapter works
+    finally:
+        close(obj)
+
+
+def test_a_good_value_assigned_to_an_adapter_is_used(server: ServerHandle) -> None:
+    from hfrag.langchain import HuggingFaceInferenceReranker
+
+    reranker = HuggingFaceInferenceReranker(model=RERANK, router_url=server.url)
+    docs = _lc_docs(["alpha", "beta", "gamma"])
+    assert len(reranker.compress_documents(docs, QUERY)) == 3
+    reranker.top_n = 1
+    assert len(reranker.compress_documents(docs, QUERY)) == 1

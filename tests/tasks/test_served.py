@@ -171,3 +171,30 @@ def test_without_info_the_422s_words_name_the_route() -> None:
     assert wrong_server_advice("embeddings", "http://h/x", {}, "batch size 40 > 32") is None
     reranker = {"model_id": "m", "model_type": {"classifier": {}}}
     assert wrong_server_advice("reranking", "http://h", reranker) is None
+
+
+def test_a_stream_names_the_cause_too(layout: DeploymentsHandle) -> None:
+    client = ChatClient(endpoint_url=layout.urls["embed"])
+    with pytest.raises(NotFoundError, match=re.escape(EMBED)):
+        list(client.stream_chat([{"role": "user", "content": "Where is Paris?"}]))
+
+
+async def test_an_async_stream_names_the_cause_too(layout: DeploymentsHandle) -> None:
+    client = TextGenerationClient(endpoint_url=layout.urls["embed"], task="chat")
+    with pytest.raises(NotFoundError, match=re.escape(EMBED)):
+        async for _ in client.astream("Where is Paris?"):
+            pass
+
+
+def test_a_424_from_an_embedding_server_names_it_instead_of_retry_advice() -> None:
+    from hfrag.errors import BackendError
+    from hfrag.server.testing import CannedResponse, serve_in_thread
+
+    with serve_in_thread(ServerConfig()) as srv:  # /info: the embedding model
+        srv.script("/v1/chat/completions", CannedResponse(424, {"error": "no chat model"}))
+        with pytest.raises(BackendError) as info:
+            ChatClient(endpoint_url=srv.url).chat([{"role": "user", "content": "hi"}])
+        assert srv.counters.total("/v1/chat/completions") == 1  # not retried
+    text = str(info.value)
+    assert EMBED in text
+    assert "retried where that is safe" not in text

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import (
@@ -42,6 +43,7 @@ from pydantic import (
 from typing_extensions import Self
 
 from hfrag._fields.migration import configuration_error, field_names, migrate
+from hfrag.errors import HfragError
 from hfrag.tasks import TaskClient, transport_config
 from hfrag.tasks.engine import check_rate_limiter
 from hfrag.transport import Secret
@@ -58,8 +60,11 @@ class _Closable(Protocol):
 C = TypeVar("C", bound=_Closable)
 
 #: The pydantic config both adapters use: typos fail, ``api_key=`` works, errors never echo input
-#: (the input may hold the token).
-ADAPTER_CONFIG = ConfigDict(extra="forbid", populate_by_name=True, hide_input_in_errors=True)
+#: (the input may hold the token), and a value assigned after construction is checked as one
+#: given to the constructor (see :meth:`InferenceFields.__setattr__`).
+ADAPTER_CONFIG = ConfigDict(
+    extra="forbid", populate_by_name=True, hide_input_in_errors=True, validate_assignment=True
+)
 
 # Defaults come from the one place that applies them to every task client.
 _CLIENT = {
@@ -71,6 +76,8 @@ _MASK = "**********"
 
 
 _URL_FIELDS = ("endpoint_url", "router_url")
+# True while a constructor or an assignment validates: validators' own assignments pass as set.
+_VALIDATING: ContextVar[bool] = ContextVar("hfrag_validating", default=False)
 
 
 def _shown_url(url: Any) -> Any:
@@ -111,6 +118,7 @@ class InferenceFields(BaseModel):
     takes_llm: ClassVar[bool] = False
 
     def __init__(self, /, **data: Any) -> None:
+        token = _VALIDATING.set(True)
         try:
             super().__init__(**data)
         except ValidationError as exc:
@@ -118,6 +126,48 @@ class InferenceFields(BaseModel):
             raise configuration_error(
                 exc, type(self).__name__, _accepted_names(type(self))
             ) from None
+        finally:
+            _VALIDATING.reset(token)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``adapter.top_n = 0`` or ``chat.temperature = "hot"`` is refused here, with the
+        ``ConfigurationError`` the constructor gives, and the field keeps its old value (pydantic
+        would keep the bad one when a model check fails); a good value rebuilds the client."""
+        if name not in type(self).model_fields:
+            super().__setattr__(name, value)
+            return
+        if _VALIDATING.get():  # a validator keeping fields in step: the whole is checked
+            self.__dict__[name] = value
+            self.__pydantic_fields_set__.add(name)
+            return
+        old = self.__dict__.get(name)
+        token = _VALIDATING.set(True)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            self.__dict__[name] = old
+            raise configuration_error(
+                exc, type(self).__name__, _accepted_names(type(self))
+            ) from None
+        except HfragError:
+            self.__dict__[name] = old
+            raise
+        finally:
+            _VALIDATING.reset(token)
+
+    def _assign_together(self, values: dict[str, Any]) -> None:
+        """Assign several fields that must agree (two names of one setting), checked as one
+        assignment: all kept, or none."""
+        old = {name: self.__dict__.get(name) for name in values}
+        *first, last = values
+        for name in first:
+            self.__dict__[name] = values[name]
+            self.__pydantic_fields_set__.add(name)
+        try:
+            InferenceFields.__setattr__(self, last, values[last])
+        except BaseException:
+            self.__dict__.update(old)
+            raise
 
     @model_validator(mode="before")
     @classmethod
@@ -188,6 +238,13 @@ class InferenceFields(BaseModel):
         default=_CLIENT["max_response_bytes"],
         description=(
             "Cap on one response body in bytes; None: automatic (32 MiB, more for big batches)."
+        ),
+    )
+    max_connections: int | None = Field(
+        default=None,
+        description=(
+            "Connection pool size; None: what the class's concurrency needs (64 for LLMs). Raise "
+            "it above the number of streams held open at once."
         ),
     )
     bill_to: str | None = Field(
@@ -264,6 +321,7 @@ class InferenceFields(BaseModel):
             "wait_for_model": self.wait_for_model,
             "use_cache": self.use_cache,
             "max_response_bytes": self.max_response_bytes,
+            "max_connections": self.max_connections,
         }
 
     def _token(self) -> str | Secret | None:

@@ -48,7 +48,7 @@ class BatchSizeNames(BaseModel):
             # LlamaIndex's embed_batch_size is a number: with batch_size="auto" it shows the
             # size used when the endpoint says nothing (hfrag's default, not LlamaIndex's 10).
             shown = DEFAULT_BATCH if value == AUTO else value
-            super().__setattr__("batch_size", value)
-            super().__setattr__("embed_batch_size", shown)
+            fields: Any = self  # checked as one assignment (InferenceFields._assign_together)
+            fields._assign_together({"embed_batch_size": shown, "batch_size": value})
             return
         super().__setattr__(name, value)

@@ -7,7 +7,8 @@ Its modules, by what they are::
     routes (one per protocol)  routes_tei (TEI embed/rerank/predict/info), routes_cohere
                                (/v1/rerank, /v2/rerank), routes_openai (embeddings, /v1/models),
                                routes_tgi (TGI generate/info), routes_chat (OpenAI chat),
-                               routes_router (/hf-inference/models/...), routes_hub (Hub API)
+                               routes_router (/hf-inference/models/...), routes_hub (Hub API),
+                               routes_sparse (/embed_sparse, /tokenize)
     wire rules                 validation, generation (TGI's stopping and events), streaming
                                (SSE sending), chat_format (tools and response_format: the
                                request's constraint and reading answers back), inference
@@ -16,14 +17,18 @@ Its modules, by what they are::
                                config, state, logs
     real backends              backends_onnx (MiniLM on onnxruntime / numpy, cosine scorer),
                                backends_llama (SmolLM2 on llama.cpp), grammars (tool calls
-                               and response_format as llama.cpp grammars), models_real
+                               and response_format as llama.cpp grammars), backends_sparse
+                               (SPLADE-tiny; its LexicalSparse is a double), models_real
     test doubles               hashing (HashingBackend), tools (RuleTools: the tool-call rule),
-                               faults (injected failures), testing (in-process harness)
+                               traits (reasoning-model answers of hashing ids), faults
+                               (injected failures), testing (in-process harness)
 
 What runs under ``--models real``: the routes, wire rules and serving modules above, with
 ``models_real``, ``backends_onnx``, ``backends_llama`` and ``grammars``; ``hashing`` and ``tools``
-are never imported there (``tests/server/test_real_tools.py`` checks ``sys.modules``). Faults
-are drawn by the request pipeline in ``app`` and stay off unless asked for.
+are never imported there (``tests/server/test_real_tools.py`` checks ``sys.modules``). Handlers
+only parse, ``admit`` what a request carries, compute and answer; faults, the simulated
+latency and the counters are applied around them by the request pipeline in ``app`` (a stream's
+injected cut by ``streaming``, the SSE sender), and stay off unless asked for.
 
 Needs the ``server`` extra (aiohttp)::
 

@@ -8,8 +8,12 @@ Every request goes through one middleware, in this order:
 3. GET routes: the credential check (``/health`` and ``GET /`` stay public), then the handler;
 4. POST routes: one fault draw; the credential check (401); cold start (503, or held with
    ``x-wait-for-model: true``); an injected loading/429/500/502/drop answer; a stall; then the
-   handler, inside the ``max_concurrency`` queue, which spends the latency and may have its
-   answer truncated or its stream cut by the drawn fault.
+   handler, inside the ``max_concurrency`` queue; after it, the simulated service time of
+   what the handler ``admit``-ted is spent (a stream spends it before its first event), and
+   the answer may be truncated or its stream cut by the drawn fault.
+
+Handlers hold none of this: they parse, call ``inference.admit(items, texts)`` once, compute
+and answer. Faults, latency and counters are applied here, around them.
 
 A path with no route gets aiohttp's 404/405 without any of this. The answer's status goes to
 ``Counters.requests`` (-1 for a dropped connection, or for an answer whose client had already
@@ -228,6 +232,8 @@ async def _handle_post(
             state.counters.enter()
             try:
                 resp = await _call(request, handler)
+                if resp.status == 200 and not resp.prepared:  # streams spend it themselves
+                    await context.spend()  # the simulated service time of ``admit``
             finally:
                 state.counters.leave()
     finally:
@@ -262,6 +268,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     status = -1
     context = RequestContext()
     context.models = state.models
+    context.counters = state.counters
     token = begin(context)
     posted = request.method == "POST"
     if posted:

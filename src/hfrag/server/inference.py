@@ -27,13 +27,14 @@ from hfrag.server.config import ModelSpec
 from hfrag.server.faults import Fault, FaultRuntime
 from hfrag.server.generation import GenRequest, GenResult, Step, generate_steps
 from hfrag.server.runtime import ModelRuntime
-from hfrag.server.state import ServerState
+from hfrag.server.state import Counters, ServerState
 from hfrag.server.validation import ApiError, EmbedOptions, tei_error
 
 __all__ = [
     "STATE_KEY",
     "RequestContext",
     "Service",
+    "admit",
     "classification_scores",
     "current",
     "embed_output",
@@ -63,6 +64,16 @@ class RequestContext:
     ok_items: int = 0
     ok_texts: list[str] = field(default_factory=list)
     models: ModelRuntime | None = None
+    counters: Counters | None = None
+    #: When the simulated service time of the request ends (``admit``); None: no such time.
+    deadline: float | None = None
+
+    async def spend(self) -> None:
+        """Sleep until the simulated service time has passed (once; later calls return)."""
+        deadline, self.deadline = self.deadline, None
+        left = 0.0 if deadline is None else deadline - time.monotonic()
+        if left > 0:
+            await asyncio.sleep(left)
 
 
 # Handlers run in the middleware's task, so a context variable carries the per-request state
@@ -157,8 +168,33 @@ def first_of_kind(state: ServerState, kind: str) -> ModelSpec:
     return spec
 
 
+def admit(items: int, texts: Sequence[str] = (), *, answered: int | None = None) -> None:
+    """Say what the request being handled carries, once it is parsed: ``items`` inputs.
+
+    This is all a handler tells the test machinery; the request pipeline (``app``) does the
+    rest around the handler: ``items`` goes to ``Counters.batch_sizes`` now; the faults'
+    simulated service time (``latency + latency_per_item * items``, counted from now, the
+    compute included) is spent before a 200 answer is sent (before a stream's first event);
+    ``answered`` inputs (default ``items``) and ``texts`` go to ``Counters.items_ok`` and
+    ``texts_ok`` once the answer has reached its client whole.
+    """
+    context = current()
+    if context.counters is not None:
+        context.counters.record_batch(items)
+    runtime = context.runtime
+    delay = 0.0
+    if runtime is not None:
+        delay = runtime.config.latency + runtime.config.latency_per_item * items
+    context.deadline = time.monotonic() + delay
+    context.ok_items += items if answered is None else answered
+    context.ok_texts.extend(texts)
+
+
 class Service:
     """The simulated service time of one request: ``latency + latency_per_item * items``.
+
+    ``admit`` does this (and the counting) for a handler; this class stays for handlers that
+    spend the time themselves.
 
     Start it when the request is valid, compute the answer, then ``await done()``: the compute
     time counts toward the service time, as it does on a real server, so a request takes

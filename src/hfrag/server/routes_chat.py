@@ -41,13 +41,12 @@ from hfrag.server.generation import (
     validate_generation,
 )
 from hfrag.server.inference import (
-    Service,
+    admit,
     first_of_kind,
     generation_steps,
     json_response,
     raw_body,
     state_of,
-    succeeded,
 )
 from hfrag.server.routes_tgi import FINGERPRINT, INJECTED, error_stream, gone, run_answer
 from hfrag.server.runtime import ClientGone
@@ -184,7 +183,6 @@ def _request(
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """``POST /v1/chat/completions`` (OpenAI shape; ``model`` picks the model)."""
-    state = state_of(request)
     raw = raw_body(request)
     fields = Field(
         parse_json_body(raw, request.headers.get("Content-Type", "")), raw, "ChatRequest"
@@ -198,7 +196,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     stream = bool(fields.boolean("stream", False))
     options = fields.body.get("stream_options") or {}
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    state.counters.record_batch(1)
+    admit(1)
     seq = next(_ids)
     try:
         req, constraint = _request(request, fields, spec, messages)
@@ -209,18 +207,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             return await error_stream(request, sse(event, space=True))
         raise
     cid, created = f"chatcmpl-{seq}", int(time.time())
-    service = Service(1)
     if stream:
         head: Head = functools.partial(_chunk, spec, cid, created)
         return await send_events(
             request,
             _chat_events(request, spec, req, constraint, head, include_usage, seq, (form, top)),
-            service=service,
             cut_event=_chat_error(INJECTED),
             error_event=_chat_error,
         )
     try:
-        result = await run_answer(request, spec, req, service)
+        result = await run_answer(request, spec, req)
     except ClientGone:
         return gone(request)
     reader = AnswerReader(constraint)
@@ -240,7 +236,6 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             }
             for i, (name, arguments) in enumerate(reader.tool_calls)
         ]
-    succeeded(1, [])
     choice = {
         "index": 0,
         "message": answer,

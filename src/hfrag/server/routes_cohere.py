@@ -21,13 +21,12 @@ from aiohttp import web
 
 from hfrag.server.config import ModelSpec
 from hfrag.server.inference import (
-    Service,
+    admit,
     first_of_kind,
     json_response,
     raw_body,
     rerank_scores,
     state_of,
-    succeeded,
 )
 from hfrag.server.state import ServerState
 from hfrag.server.validation import (
@@ -82,10 +81,9 @@ async def cohere_rerank_route(request: web.Request) -> web.Response:
     top_n = fields.integer("top_n", minimum=1)
     return_documents = fields.boolean("return_documents", False)
     spec = _model(state, fields.string("model"))
-    state.counters.record_batch(len(texts))
+    admit(len(texts), texts)
     check_batch(len(texts), state.config, "documents")
     pairs = prepare_pairs(spec, [(query, t) for t in texts], state.config.auto_truncate, "right")
-    service = Service(len(texts))
     scores = await rerank_scores(spec, pairs, raw_scores=False)
     order = sorted(range(len(texts)), key=lambda i: (-scores[i], i))
     results: list[dict[str, Any]] = []
@@ -95,8 +93,6 @@ async def cohere_rerank_route(request: web.Request) -> web.Response:
             result["document"] = {"text": texts[index]}
         results.append(result)
     tokens = sum(len(spec.backend.tokenize(q)) + len(spec.backend.tokenize(t)) for q, t in pairs)
-    succeeded(len(texts), texts)
-    await service.done()
     return json_response(
         {"model": spec.name, "results": results, "usage": {"total_tokens": tokens}}
     )

@@ -30,14 +30,13 @@ from aiohttp import web
 from hfrag.server.backends import normalize_rows
 from hfrag.server.config import ModelSpec
 from hfrag.server.inference import (
-    Service,
+    admit,
     embed_output,
     first_of_kind,
     json_response,
     pooled_vectors,
     raw_body,
     state_of,
-    succeeded,
 )
 from hfrag.server.routes_hub import provider_models
 from hfrag.server.validation import (
@@ -128,7 +127,7 @@ async def _embeddings(
                 404, f"The model `{model}` does not exist on {provider}", "model_not_found"
             )
     assert spec is not None
-    state.counters.record_batch(len(texts))
+    admit(len(texts), texts)
     if provider is not None and len(texts) > config.max_client_batch_size:
         raise _openai_error(
             400,
@@ -137,7 +136,6 @@ async def _embeddings(
         )
     check_batch(len(texts), config)
     prepared = prepare_embed_texts(spec, texts, options)
-    service = Service(len(texts))
     vectors = await _vectors(spec, prepared, options)
     data = [
         {"object": "embedding", "embedding": _encoded(row, encoding), "index": index}
@@ -150,8 +148,6 @@ async def _embeddings(
         "model": model or spec.name,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
-    succeeded(len(texts), texts)
-    await service.done()
     return json_response(answer)
 
 

@@ -22,14 +22,13 @@ from aiohttp import web
 from hfrag.server.backends import normalize_rows
 from hfrag.server.config import ModelSpec
 from hfrag.server.inference import (
-    Service,
+    admit,
     classification_scores,
     embed_output,
     json_response,
     model_or_404,
     raw_body,
     state_of,
-    succeeded,
 )
 from hfrag.server.routes_tei import feature_extraction
 from hfrag.server.routes_tgi import text_generation
@@ -118,12 +117,11 @@ async def sentence_similarity(request: web.Request, spec: ModelSpec) -> web.Resp
     params = Field(params_body, raw, "SimilarityParameters", prefix="parameters.")
     options = EmbedOptions.parse(params, state.config)
     options.normalize = True
-    state.counters.record_batch(len(sentences) + 1)
+    admit(len(sentences) + 1, sentences, answered=len(sentences))
     if not sentences:
         raise tei_error("Empty", "`inputs.sentences` cannot be empty")
     check_batch(len(sentences) + 1, state.config)
     prepared = prepare_embed_texts(spec, [source, *sentences], options)
-    service = Service(len(sentences) + 1)
     output = await embed_output(spec, prepared, options)
     if spec.pooling:
         vectors = np.asarray(output, dtype=np.float32)
@@ -132,8 +130,6 @@ async def sentence_similarity(request: web.Request, spec: ModelSpec) -> web.Resp
     unit = normalize_rows(vectors)
     # float32 like TEI, so a sentence compared with itself gives 1.0, not 1.0000000000000002
     sims = [float(np.clip(np.dot(unit[0], unit[i]), -1.0, 1.0)) for i in range(1, len(unit))]
-    succeeded(len(sentences), sentences)
-    await service.done()
     return json_response(sims)
 
 
@@ -170,14 +166,11 @@ async def text_classification(request: web.Request, spec: ModelSpec) -> web.Resp
     truncate = params.boolean("truncation")
     if truncate is None:
         truncate = fields.boolean("truncate")
-    state.counters.record_batch(len(pairs))
+    admit(len(pairs), [b or a for a, b in pairs])
     check_batch(len(pairs), state.config)
     auto = state.config.auto_truncate if truncate is None else truncate
     prepared = prepare_pairs(spec, pairs, auto, "right")
-    service = Service(len(pairs))
     scores = await classification_scores(spec, prepared, function_to_apply)
     if top_k is not None:
         scores = [labels[:top_k] for labels in scores]
-    succeeded(len(pairs), [b or a for a, b in pairs])
-    await service.done()
     return json_response(scores)

@@ -24,13 +24,12 @@ from aiohttp import web
 from hfrag.server.backends_sparse import LEXICAL_MODEL, LexicalSparse, token_spans
 from hfrag.server.config import ModelSpec
 from hfrag.server.inference import (
-    Service,
     _run_model,
+    admit,
     first_of_kind,
     json_response,
     raw_body,
     state_of,
-    succeeded,
 )
 from hfrag.server.state import ServerState
 from hfrag.server.validation import (
@@ -79,17 +78,14 @@ async def embed_sparse_route(request: web.Request) -> web.Response:
     fields = _fields(request, "EmbedSparseRequest")
     texts, single = parse_embed_inputs(fields)
     options = EmbedOptions.parse(fields, state.config)
-    state.counters.record_batch(len(texts))
+    admit(len(texts), texts)
     if not single:
         check_batch(len(texts), state.config)
     spec = sparse_model(state)
     prepared = prepare_embed_texts(spec, texts, options)
-    service = Service(len(texts))
     rows = await _run_model("embed", spec.backend.sparse, prepared)
     answer = [[{"index": i, "value": v} for i, v in zip(*row, strict=True)] for row in rows]
     resp = json_response(answer)
-    succeeded(len(texts), texts)
-    await service.done()
     return resp
 
 
@@ -112,7 +108,7 @@ async def tokenize_route(request: web.Request) -> web.Response:
     special = fields.boolean("add_special_tokens", True, nullable=False)
     spec = _tokenizer_model(state)
     prefix = _prompt_prefix(spec, fields.string("prompt_name"))
-    state.counters.record_batch(len(texts))
+    admit(len(texts), texts)
     if not single:
         check_batch(len(texts), state.config)
     limit = spec.max_input_length * MAX_CHAR_MULTIPLIER
@@ -136,5 +132,4 @@ async def tokenize_route(request: web.Request) -> web.Response:
 
     answer = await _run_model("embed", tokenize)
     resp = json_response(answer)
-    succeeded(len(texts), texts)
     return resp

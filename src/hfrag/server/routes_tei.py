@@ -16,14 +16,13 @@ from aiohttp import web
 from hfrag._version import __version__
 from hfrag.server.config import ModelSpec, ServerConfig
 from hfrag.server.inference import (
-    Service,
+    admit,
     embed_output,
     first_of_kind,
     json_response,
     raw_body,
     rerank_scores,
     state_of,
-    succeeded,
 )
 from hfrag.server.validation import (
     EmbedOptions,
@@ -84,11 +83,10 @@ async def feature_extraction(
     )
     texts, single = parse_embed_inputs(fields)
     options = EmbedOptions.parse(fields, state.config)
-    state.counters.record_batch(len(texts))
+    admit(len(texts), texts)
     if not single:
         check_batch(len(texts), state.config)
     prepared = prepare_embed_texts(spec, texts, options)
-    service = Service(len(texts))
     vectors = await embed_output(spec, prepared, options)
     if flat_single and not spec.pooling:
         # The router's hf-inference pipeline serving a model without pooling keeps each input's
@@ -97,8 +95,6 @@ async def feature_extraction(
         resp = json_response(vectors if single else [[tokens] for tokens in vectors])
     else:
         resp = json_response(vectors[0] if single and flat_single else vectors)
-    succeeded(len(texts), texts)
-    await service.done()
     return resp
 
 
@@ -121,7 +117,7 @@ async def rerank_with(request: web.Request, spec: ModelSpec | None) -> web.Respo
     direction = fields.direction()
     raw_scores = fields.boolean("raw_scores", False, nullable=False)
     return_text = fields.boolean("return_text", False, nullable=False)
-    state.counters.record_batch(len(texts))
+    admit(len(texts), texts)
     if not texts:
         raise tei_error("Empty", "`texts` cannot be empty")
     if spec is None or spec.kind != "rerank":
@@ -131,7 +127,6 @@ async def rerank_with(request: web.Request, spec: ModelSpec | None) -> web.Respo
     check_batch(len(texts), state.config, "texts")
     auto = state.config.auto_truncate if truncate is None else truncate
     pairs = prepare_pairs(spec, [(query, t) for t in texts], auto, direction)
-    service = Service(len(texts))
     scores = await rerank_scores(spec, pairs, raw_scores)
     ranks = []
     for index, score in enumerate(scores):
@@ -142,8 +137,6 @@ async def rerank_with(request: web.Request, spec: ModelSpec | None) -> web.Respo
         ranks.append(rank)
     ranks.sort(key=lambda r: float(r["score"]))
     ranks.reverse()
-    succeeded(len(texts), texts)
-    await service.done()
     return json_response(ranks)
 
 
@@ -187,15 +180,12 @@ async def predict_route(request: web.Request) -> web.Response:
     truncate = fields.boolean("truncate")
     direction = fields.direction()
     raw_scores = fields.boolean("raw_scores", False, nullable=False)
-    state.counters.record_batch(len(pairs))
+    admit(len(pairs), [b or a for a, b in pairs])
     spec = first_of_kind(state, "rerank")
     if not single:
         check_batch(len(pairs), state.config)
     auto = state.config.auto_truncate if truncate is None else truncate
     prepared = prepare_pairs(spec, pairs, auto, direction)
-    service = Service(len(pairs))
     scores = await rerank_scores(spec, prepared, raw_scores)
     predictions = [[{"score": s, "label": spec.labels[0]}] for s in scores]
-    succeeded(len(pairs), [b or a for a, b in pairs])
-    await service.done()
     return json_response(predictions[0] if single else predictions)

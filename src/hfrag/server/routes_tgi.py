@@ -26,7 +26,7 @@ from hfrag.server.generation import (
     stream_event,
 )
 from hfrag.server.inference import (
-    Service,
+    admit,
     current,
     first_of_kind,
     generation_steps,
@@ -34,7 +34,6 @@ from hfrag.server.inference import (
     raw_body,
     run_generation,
     state_of,
-    succeeded,
 )
 from hfrag.server.runtime import ClientGone
 from hfrag.server.streaming import Event, client_alive, send_events
@@ -103,14 +102,10 @@ async def _tgi_events(
             yield sse(stream_event(result, prefix)), result.finished
 
 
-async def run_answer(
-    request: web.Request, spec: ModelSpec, req: GenRequest, service: Service
-) -> GenResult:
-    """The whole answer, in no less than the simulated service time; ``ClientGone`` (the
-    model stopped) once the client of ``request`` leaves."""
-    result = await run_generation(spec, req, client_alive(request))
-    await service.done()
-    return result
+async def run_answer(request: web.Request, spec: ModelSpec, req: GenRequest) -> GenResult:
+    """The whole answer; ``ClientGone`` (the model stopped) once the client of ``request``
+    leaves."""
+    return await run_generation(spec, req, client_alive(request))
 
 
 def gone(request: web.Request) -> web.Response:
@@ -128,7 +123,7 @@ async def text_generation(
     state, spec = state_of(request), model_for(spec)
     raw = raw_body(request)
     body = parse_json_body(raw, request.headers.get("Content-Type", ""))
-    state.counters.record_batch(1)
+    admit(1)
     streaming = force_stream or (isinstance(body, dict) and body.get("stream") is True)
     try:
         req = parse_generate_request(body, raw, spec, state.config)
@@ -141,15 +136,13 @@ async def text_generation(
         return await send_events(
             request,
             _tgi_events(request, spec, req, prefix),
-            service=Service(1),
             cut_event=_tgi_error(INJECTED),
             error_event=_tgi_error,
         )
     try:
-        result = await run_answer(request, spec, req, Service(1))
+        result = await run_answer(request, spec, req)
     except ClientGone:
         return gone(request)
-    succeeded(1, [])
     answer: dict[str, Any] = {"generated_text": prefix + result.text}
     if req.details:
         answer["details"] = result.details()

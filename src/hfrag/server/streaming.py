@@ -5,7 +5,8 @@ client as soon as the model thread hands it over. What it owns, for every stream
 
 - Headers go out with the first event, not before: a request refused before it produces
   anything (a full queue's 429) still gets its own status.
-- The simulated service time (``latency``) is spent before the first event, ``token_delay``
+- The simulated service time (``latency``, from ``admit``) is spent before the first event,
+  ``token_delay``
   between events.
 - A drawn stream fault cuts the stream after its first event, or before the answer's last
   event when that comes first (a one-token answer): ``stream_error`` sends the layout's error
@@ -21,7 +22,7 @@ client as soon as the model thread hands it over. What it owns, for every stream
   closed and the producer too, so the model stops at its next token.
 
 Events after the one that ends the answer (``usage``, ``[DONE]``) are sent as they come and are
-never cut. An answer is counted as delivered (``succeeded``) only when every event went out.
+never cut. An answer is counted as delivered only when every event went out.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ async def send_events(
     request: web.Request,
     events: AsyncGenerator[Event, None],
     *,
-    service: Service,
+    service: Service | None = None,
     cut_event: bytes,
     error_event: Callable[[str], bytes],
 ) -> web.StreamResponse:
@@ -153,7 +154,7 @@ async def send_events(
         async with contextlib.aclosing(events):
             async for data, last in events:
                 if writer is None:
-                    await service.done()
+                    await (service.done() if service is not None else current().spend())
                     resp = await _prepare(request)
                     writer = _Writer(resp, MAX_UNSENT)
                 elif delay:
@@ -204,8 +205,10 @@ async def send_events(
         resp = await _prepare(request)
     else:
         resp = writer.resp
-    if ended:
+    if ended and service is not None:
         succeeded(1, [])
+    elif not ended:
+        current().cut = True  # not delivered whole: the pipeline does not count it
     with contextlib.suppress(ConnectionError):
         await resp.write_eof()
     return resp
