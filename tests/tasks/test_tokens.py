@@ -7,7 +7,7 @@ import pytest
 
 from hfrag.errors import ConfigurationError, MalformedResponseError
 from hfrag.server.testing import CannedResponse, ServerHandle
-from hfrag.tasks.tokens import Token, TokenizerClient
+from hfrag.tasks import Token, TokenizerClient
 
 
 def test_byte_offsets_become_character_offsets(server: ServerHandle) -> None:
