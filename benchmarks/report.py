@@ -48,6 +48,7 @@ RUNS: list[tuple[str, str, list[str], float]] = [
     ),
     ("Reranking", "bench_rerank.py", ["--quick"], 600.0),
     ("Retrieval and reranking quality (hit@1, hit@3)", "bench_retrieval_eval.py", [], 600.0),
+    ("Dense, sparse and hybrid recall@k on Qdrant", "bench_recall.py", [], 600.0),
     ("Streaming", "bench_stream.py", ["--quick"], 600.0),
     ("Decoding vectors", DECODE, ["--quick"], 600.0),
     ("Ray Data", "bench_ray.py", ["--quick"], 600.0),

@@ -75,7 +75,7 @@ ROWS = (
     ),
     Row(
         "Streams: a JSON answer, a held-open complete stream, cancellation mid-stream, tool-call "
-        "deltas with shared indexes, odd event streams",
+        "deltas with shared indexes, odd event streams, more streams than pooled connections",
         ("test_every_class_streams",),
     ),
     Row(

@@ -381,3 +381,48 @@ def test_an_odd_event_stream_gives_the_answer_or_a_typed_error(
                 STREAMS[subject.name](obj, PROMPT)
     finally:
         close(obj)
+
+
+# -- more streams at once than the pool has connections -------------------------------------------
+
+
+def _many_streams(obj: Any, n: int) -> list[Any]:
+    async def one() -> str:
+        chunks = [c async for c in obj.astream_chat([{"role": "user", "content": PROMPT}])]
+        return "".join(c.text for c in chunks if hasattr(c, "text") and isinstance(c.text, str))
+
+    async def every() -> list[Any]:
+        return await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+
+    return asyncio.run(every())
+
+
+def test_a_wait_for_a_pooled_connection_is_said_to_be_one(raw_server: RawServer) -> None:
+    from hfrag.errors import InferenceTimeoutError
+    from hfrag.tasks import ChatClient
+
+    raw_server.route(ANY, sse(TEXT_EVENTS, interval=0.4, then="done"))
+    client = ChatClient(model="m/x", router_url=raw_server.url, max_retries=0, timeout=0.8)
+    try:
+        results = _many_streams(client, 8 + 64)  # 64: the pool of a chat client
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert errors, "every stream got a connection: the check proves nothing"
+        for error in errors:
+            assert isinstance(error, InferenceTimeoutError)
+            assert "free connection" in str(error)
+            assert "max_connections" in str(error)
+    finally:
+        client.close()
+
+
+def test_a_pool_sized_for_the_streams_serves_them_all(raw_server: RawServer) -> None:
+    from hfrag.tasks import ChatClient
+
+    raw_server.route(ANY, sse(TEXT_EVENTS, interval=0.4, then="done"))
+    client = ChatClient(
+        model="m/x", router_url=raw_server.url, max_retries=0, timeout=5.0, max_connections=80
+    )
+    try:
+        assert _many_streams(client, 72) == ["Paris it is."] * 72
+    finally:
+        client.close()

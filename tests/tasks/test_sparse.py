@@ -22,7 +22,7 @@ from hfrag.errors import (
 from hfrag.server.config import ServerConfig
 from hfrag.server.faults import FaultConfig
 from hfrag.server.testing import CannedResponse, ServerHandle
-from hfrag.tasks.sparse import SparseEmbeddingsClient, SparseOptions, SparseVector
+from hfrag.tasks import SparseEmbeddingsClient, SparseOptions, SparseVector
 
 FAST = {"max_retries": 8, "max_retry_wait": 0.05}
 

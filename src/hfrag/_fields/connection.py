@@ -240,6 +240,13 @@ class InferenceFields(BaseModel):
             "Cap on one response body in bytes; None: automatic (32 MiB, more for big batches)."
         ),
     )
+    max_connections: int | None = Field(
+        default=None,
+        description=(
+            "Connection pool size; None: what the class's concurrency needs (64 for LLMs). Raise "
+            "it above the number of streams held open at once."
+        ),
+    )
     bill_to: str | None = Field(
         default=None, description="Organisation to bill on the router (X-HF-Bill-To header)."
     )
@@ -314,6 +321,7 @@ class InferenceFields(BaseModel):
             "wait_for_model": self.wait_for_model,
             "use_cache": self.use_cache,
             "max_response_bytes": self.max_response_bytes,
+            "max_connections": self.max_connections,
         }
 
     def _token(self) -> str | Secret | None:

@@ -18,9 +18,12 @@ from hfrag.tasks.generation import (
     Usage,
     collect,
 )
+from hfrag.tasks.lengths import LongInputWarning
 from hfrag.tasks.rerank import RerankClient, RerankOptions, RerankResult
+from hfrag.tasks.sparse import SparseEmbeddingsClient, SparseOptions, SparseVector
 from hfrag.tasks.structured import StructuredAnswer, StructuredOutputError, StructuredSpec
 from hfrag.tasks.text_generation import TextGenerationClient
+from hfrag.tasks.tokens import Token, TokenizerClient
 
 __all__ = [
     "Accumulator",
@@ -32,10 +35,14 @@ __all__ = [
     "GenerationOptions",
     "GenerationOutput",
     "LogprobsDelta",
+    "LongInputWarning",
     "ReasoningDelta",
     "RerankClient",
     "RerankOptions",
     "RerankResult",
+    "SparseEmbeddingsClient",
+    "SparseOptions",
+    "SparseVector",
     "StructuredAnswer",
     "StructuredOutputError",
     "StructuredSpec",
@@ -43,7 +50,9 @@ __all__ = [
     "TaskClient",
     "TextDelta",
     "TextGenerationClient",
+    "Token",
     "TokenLogprob",
+    "TokenizerClient",
     "ToolCall",
     "ToolCallDelta",
     "Usage",

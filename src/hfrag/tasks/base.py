@@ -162,6 +162,7 @@ class Connection(TypedDict, total=False):
     wait_for_model: bool | None
     use_cache: bool | None
     max_response_bytes: int | None
+    max_connections: int | None
 
 
 #: The names of :class:`Connection`, for code that sorts flat settings (the Ray embedder).
@@ -175,14 +176,20 @@ def connect(
     *,
     max_connections: int = 64,
 ) -> tuple[Target, TransportConfig]:
-    """The target and transport configuration of a task client's constructor arguments."""
+    """The target and transport configuration of a task client's constructor arguments.
+
+    ``max_connections`` is the pool size the client's own concurrency needs; a
+    ``max_connections`` the caller gives (e.g. for many streams held open at once) wins.
+    """
     unknown = sorted(set(connection) - CONNECTION_ARGS)
     if unknown:
         raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
     args = dict(connection)
     router_url = args.pop("router_url", None)
+    given = args.pop("max_connections", None)
     target = Target.resolve(model, endpoint_url, router_url)  # type: ignore[arg-type]
-    return target, transport_config(max_connections=max_connections, **args)  # type: ignore[arg-type]
+    size = max_connections if given is None else given
+    return target, transport_config(max_connections=size, **args)  # type: ignore[arg-type]
 
 
 class TaskClient:

@@ -138,6 +138,20 @@ class DriverCore:
                 "e.g. text.encode('utf-8', 'replace').decode('utf-8')"
             ) from None
 
+    def _pool_error(self, request: Request, budget: float | None) -> InferenceError:
+        """A wait for a pooled connection that ran out of time: said as such, not as a slow
+        server (every connection of the pool was busy, e.g. with streams held open)."""
+        from hfrag.errors import InferenceTimeoutError
+
+        n = self.config.max_connections
+        return InferenceTimeoutError(
+            f"waited {budget:g} s for a free connection: all {n} connections of this client's "
+            f"pool were in use (open streams hold theirs until they end); give the client "
+            f"max_connections=... above the number of requests and streams it runs at once",
+            url=redact_url(request.url),
+            error_type="pool",
+        )
+
     def _timeout_error(self, request: Request, end: float | None, budget: float | None) -> Any:
         left = remaining(end)
         if left is not None and left <= 0.01:

@@ -50,6 +50,12 @@ def _close_later(client: httpx.AsyncClient, pid: int) -> None:
             asyncio.run_coroutine_threadsafe(client.aclose(), io_loop())
 
 
+def _outer(budget: float | None) -> float | None:
+    """The bound of a whole exchange: a moment past the attempt's budget, so httpx's own
+    timeouts (a wait for a pooled connection above all) fire first and say what waited."""
+    return None if budget is None else budget + 0.05
+
+
 class _Remote:
     """An async generator living on hfrag's loop, stepped and closed from the caller's loop.
 
@@ -142,9 +148,13 @@ class AsyncTransport(DriverCore):
         client = self._http()
         built = self._build(client, request, headers, budget)
         try:
-            response, content = await asyncio.wait_for(self._exchange(built, request), budget)
+            response, content = await asyncio.wait_for(
+                self._exchange(built, request), _outer(budget)
+            )
         except asyncio.TimeoutError:
             raise self._timeout_error(request, end, budget) from None
+        except httpx.PoolTimeout:
+            raise self._pool_error(request, budget) from None
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
         return decode_answer(response, content, request.url)
@@ -243,9 +253,11 @@ class AsyncTransport(DriverCore):
         client = self._http()
         built = self._build(client, request, headers, budget)
         try:
-            return await asyncio.wait_for(self._open_checked(built, request), budget)
+            return await asyncio.wait_for(self._open_checked(built, request), _outer(budget))
         except asyncio.TimeoutError:
             raise self._timeout_error(request, end, budget) from None
+        except httpx.PoolTimeout:
+            raise self._pool_error(request, budget) from None
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
 

@@ -101,6 +101,8 @@ class SyncTransport(DriverCore):
         try:
             response = client.send(built, stream=True)
             content = self._read_all(response, request, end, budget)
+        except httpx.PoolTimeout:
+            raise self._pool_error(request, budget) from None
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
         return decode_answer(response, content, request.url)
@@ -189,6 +191,8 @@ class SyncTransport(DriverCore):
             if is_answer(response.status_code):
                 return response
             content = self._read_all(response, request, end, budget)
+        except httpx.PoolTimeout:
+            raise self._pool_error(request, budget) from None
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, request.url) from exc
         raise status_error(response, content, request.url)
