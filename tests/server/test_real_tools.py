@@ -340,3 +340,33 @@ def test_a_real_server_never_imports_the_rule_module(real_specs, models, expecte
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == expected
+
+
+def test_langchain_structured_output_and_tools_are_the_models(layout):
+    """The first pipeline a new user writes: with_structured_output and bind_tools on SmolLM2,
+    through the TGI listener. The fields come from the model, not the prompt copied in."""
+    from pydantic import BaseModel, Field
+
+    from hfrag.langchain import ChatHuggingFaceInference
+
+    class City(BaseModel):
+        name: str = Field(max_length=40)
+        country: str = Field(max_length=40)
+
+    prompt = "Tell me about Paris, the capital of France."
+    chat = ChatHuggingFaceInference(
+        endpoint_url=layout.urls["generate"], max_new_tokens=120, temperature=0.0, timeout=600
+    )
+    city = chat.with_structured_output(City).invoke(prompt)
+    assert isinstance(city, City)
+    assert prompt not in (city.name, city.country)
+
+    def get_weather(city: str) -> str:
+        """The current weather in a city."""
+        return "sunny"
+
+    message = chat.bind_tools([get_weather]).invoke("What is the weather in Paris?")
+    for call in message.tool_calls:  # the model may also answer in words: its decision
+        assert call["name"] == "get_weather"
+        assert isinstance(call["args"]["city"], str)
+    assert message.tool_calls or message.content
