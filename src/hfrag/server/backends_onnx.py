@@ -379,7 +379,8 @@ class CosineScorer:
 
     def __init__(self, embedder: BertEmbedder) -> None:
         self.embedder = embedder
-        self.runtime = f"cosine over {embedder.runtime}"
+        self.runtime = f"embedding similarity, 10 * cosine - 4 over {embedder.runtime}"
+        self.dtype = getattr(embedder, "dtype", "float32")  # what TEI's /info reports
 
     def __repr__(self) -> str:
         return f"CosineScorer({self.embedder!r})"
