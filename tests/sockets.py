@@ -1,8 +1,31 @@
-"""Counting this process's open TCP connections to a port, from /proc (Linux)."""
+"""Sockets in tests: this process's open TCP connections to a port (from /proc, Linux), and free
+runs of ports for ``hfrag serve``, which listens on a base port and the ones after it."""
 
 from __future__ import annotations
 
 import os
+import socket
+
+#: How many ports ``hfrag serve`` takes from its base port on (one listener per deployment).
+SERVE_PORTS = 5
+
+
+def free_base_port(count: int = SERVE_PORTS) -> int:
+    """A base port P with P .. P+count-1 all free on 127.0.0.1 when asked."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        if base + count - 1 > 65535:
+            continue
+        try:
+            for offset in range(1, count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no run of {count} free ports found on 127.0.0.1")
 
 
 def _inodes_to_port(port: int) -> set[str]:

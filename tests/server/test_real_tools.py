@@ -23,6 +23,7 @@ from hfrag.server import GenerationParams, ModelSpec, ServerConfig
 from hfrag.server.chat_format import AnswerReader, parse_constraint, prompt_messages
 from hfrag.server.models_real import GENERATE_MODEL
 from hfrag.server.testing import serve_deployments
+from tests.sockets import free_base_port
 
 CHAT = "/v1/chat/completions"
 
@@ -299,26 +300,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _four_free_ports() -> int:
-    """A base port P with P..P+3 free (hfrag serve's four listeners)."""
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + 3 > 65535:
-            continue
-        try:
-            for offset in range(1, 4):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", base + offset))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no four consecutive free ports")
-
-
 @pytest.mark.parametrize(
     ("models", "expected"),
     [
@@ -329,7 +310,7 @@ def _four_free_ports() -> int:
     ],
 )  # fmt: skip
 def test_a_real_server_never_imports_the_rule_module(real_specs, models, expected):
-    port = _four_free_ports()
+    port = free_base_port()
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(port), models],
         capture_output=True,

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ import pytest
 import hfrag.cli
 from hfrag.cli import build_parser, main
 from hfrag.server.testing import serve_in_subprocess
+from tests.sockets import free_base_port
 
 SRC = str(Path(hfrag.cli.__file__).resolve().parents[1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -96,7 +90,7 @@ def test_help_shows_each_default_once(capsys):
 
 
 def test_serve_subprocess_answers_and_stops(tmp_path):
-    port = free_port()
+    port = free_base_port()
     env = {**os.environ, "PYTHONPATH": SRC, "HFRAG_SERVER_API_KEY": "k"}
     cmd = [
         sys.executable,
