@@ -159,7 +159,7 @@ def embed_dataset(
     A batch that fails for good fails its Ray task with hfrag's typed error (its ``positions``
     are rows of that batch): this function sets ``raise_original_map_exception`` on the
     dataset's ``DataContext`` so that Ray Data does not wrap it. The rows of a failed batch are
-    never written. Ray's own retries of failed tasks apply (see the README).
+    never written. Ray's own retries of failed tasks apply (see docs/RAY.md, Failures).
     """
     from ray.data import ActorPoolStrategy  # Ray's own message when the extra is missing
 

