@@ -117,8 +117,9 @@ def test_sentence_similarity_is_batched_like_the_other_forms(server: ServerHandl
         "where is paris?", docs
     )
     np.testing.assert_allclose(batched, whole, rtol=1e-6)
+    # the batches are sent at once, so they may arrive in any order
     sizes = [len(b["inputs"]["sentences"]) for b in server.counters.bodies[:3]]
-    assert sizes == [2, 2, 1]
+    assert sorted(sizes) == [1, 2, 2]
 
 
 def test_sentence_similarity_refuses_a_wrong_count(replay: ReplayServer) -> None:
