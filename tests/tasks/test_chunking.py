@@ -86,3 +86,59 @@ def test_cut_prefers_word_starts() -> None:
     assert cut(text, tokens, 3, 0) == [(0, 3), (3, 5)]  # "alpha beta", "gamma"
     assert cut(text, tokens, 2, 0) == [(0, 2), (2, 3), (3, 5)]  # never "beta gam"
     assert cut(text, tokens, 1, 0) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+
+
+def _tok(i: int, text: str, start: int | None, stop: int | None, special: bool = False) -> dict:
+    return {"id": i, "text": text, "special": special, "start": start, "stop": stop}
+
+
+def test_a_special_token_without_offsets_inside_a_text_covers_none_of_it(server: Any) -> None:
+    from hfrag.server.testing import CannedResponse
+
+    cls, sep = _tok(101, "[CLS]", None, None, True), _tok(102, "[SEP]", None, None, True)
+    server.script(
+        "/tokenize",
+        CannedResponse(200, [[cls, _tok(1, "a", 0, 1), sep]]),  # the probe, specials included
+        CannedResponse(200, [[_tok(1, "a", 0, 1)]]),
+        CannedResponse(200, [[_tok(1, "alpha", 0, 5), _tok(9, "[X]", None, None, True),
+                              _tok(2, "beta", 6, 10)]]),
+    )  # fmt: skip
+    found = chunks_of(server.url, ["alpha beta"], chunk_size=8)[0]
+    assert [c.text for c in found] == ["alpha beta"]
+
+
+def test_counts_that_never_fit_the_tokens_are_a_typed_error(server: Any) -> None:
+    from hfrag.errors import MalformedResponseError
+    from hfrag.server.testing import CannedResponse
+
+    one = [[_tok(1, "a", 0, 1)]]
+    words = [[_tok(i, w, 6 * i, 6 * i + 5) for i, w in enumerate(["alpha", "gamma", "delta"])]]
+    # Every count the endpoint gives is over the chunk size, whatever the chunk it is asked.
+    over = [[_tok(1, "a", 0, 1), *[_tok(7, "x", None, None, True)] * 50]]
+    server.script(
+        "/tokenize",
+        CannedResponse(200, one),
+        CannedResponse(200, one),
+        CannedResponse(200, words),
+        *[CannedResponse(200, over)] * 40,
+    )
+    with pytest.raises(MalformedResponseError, match="disagree"):
+        chunks_of(server.url, ["alpha gamma delta"], chunk_size=8)
+
+
+def test_a_chunk_the_endpoint_finds_no_text_in_is_a_typed_error(server: Any) -> None:
+    from hfrag.errors import MalformedResponseError
+    from hfrag.server.testing import CannedResponse
+
+    one = [[_tok(1, "a", 0, 1)]]
+    words = [[_tok(i, w, 6 * i, 6 * i + 5) for i, w in enumerate(["alpha", "gamma", "delta"])]]
+    specials_only = [[_tok(7, "x", None, None, True)] * 50]
+    server.script(
+        "/tokenize",
+        CannedResponse(200, one),
+        CannedResponse(200, one),
+        CannedResponse(200, words),
+        *[CannedResponse(200, specials_only)] * 40,
+    )
+    with pytest.raises(MalformedResponseError, match="no token of its text"):
+        chunks_of(server.url, ["alpha gamma delta"], chunk_size=8)

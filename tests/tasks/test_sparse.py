@@ -110,6 +110,10 @@ def test_malformed_answers_are_typed_errors_naming_inputs(server: ServerHandle) 
         ([[{"index": 1, "value": "x"}], []], "entries must be"),
         ([[{"index": 1, "value": 1.0}, {"index": 1, "value": 2.0}], []], "an index appears twice"),
         ({"error": "not a list"}, "expected a list"),
+        # beyond int64, beyond any float, beyond float32 (it would become inf there)
+        ([[{"index": 2**63, "value": 1.0}], []], "entries must be"),
+        ([[{"index": 1, "value": 10**400}], []], "entries must be"),
+        ([[{"index": 1, "value": 1e39}], []], "entries must be"),
     ]:
         server.script("/embed_sparse", CannedResponse(200, body))
         with pytest.raises(MalformedResponseError, match=why) as info:

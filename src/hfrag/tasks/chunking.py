@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hfrag._checks import check_int
-from hfrag.errors import ConfigurationError
+from hfrag.errors import ConfigurationError, MalformedResponseError
 from hfrag.tasks.base import TaskClient
 from hfrag.tasks.tokens import Token, count_tokens, endpoint_limits, tokenize
 
@@ -41,6 +41,11 @@ class Chunk:
     start: int
     stop: int
     tokens: int
+
+
+def _located(tokens: Sequence[Token]) -> list[Token]:
+    """The tokens that stand for text: special tokens without offsets cover none of it."""
+    return [t for t in tokens if t.start is not None and t.stop is not None]
 
 
 def _boundaries(text: str, tokens: Sequence[Token]) -> list[bool]:
@@ -138,7 +143,7 @@ class TokenChunker:
         budget = size - specials
         if budget < 1:
             raise ConfigurationError(f"a chunk of {size} tokens holds no text: {specials} special")
-        found = await tokenize(self.client, texts)
+        found = [_located(row) for row in await tokenize(self.client, texts)]
         spans = [
             [
                 (tokens[i].start or 0, tokens[j - 1].stop or 0)
@@ -168,12 +173,25 @@ class TokenChunker:
             todo = []
             for i, a, b, allowed in again:
                 piece = texts[i][a:b]
-                tokens = (await tokenize(self.client, [piece]))[0]
+                tokens = _located((await tokenize(self.client, [piece]))[0])
+                if not tokens:  # cutting it again would drop it
+                    raise MalformedResponseError(
+                        f"{self.client.target.describe()} counts {piece[:40]!r}... as too long "
+                        "but its /tokenize gives no token of its text",
+                        status=200,
+                        url=self.client.target.describe(),
+                    )
                 for x, y in cut(piece, tokens, allowed, 0):
                     first, last = tokens[x].start or 0, tokens[y - 1].stop or 0
                     todo.append((i, a + first, a + last, allowed))
         if todo:
-            raise RuntimeError("chunks still longer than the endpoint takes after re-cutting")
+            raise MalformedResponseError(
+                f"{self.client.target.describe()} still counts {len(todo)} chunk(s) as longer "
+                f"than {size} tokens after cutting them {_RECUTS} times by its own /tokenize: "
+                "its /tokenize and its token counts disagree",
+                status=200,
+                url=self.client.target.describe(),
+            )
         for row in out:
             row.sort(key=lambda c: (c.start, c.stop))
         return out

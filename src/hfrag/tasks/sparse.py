@@ -125,25 +125,35 @@ def _bad(first: int, n: int, url: str, why: str) -> MalformedResponseError:
     )
 
 
+#: Indices are kept as int64, weights as float32 (what Qdrant and numpy take).
+_INDEX_END = 2**63
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _entry(item: Any) -> tuple[int, float] | None:
     if not isinstance(item, dict):
         return None
     index, value = item.get("index"), item.get("value")
-    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < _INDEX_END:
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
-    if not math.isfinite(value):
+    try:
+        weight = float(value)
+    except OverflowError:  # a JSON integer beyond any float
         return None
-    return index, float(value)
+    # Weights are kept as float32: one beyond its range would become inf there.
+    if not math.isfinite(weight) or abs(weight) > _FLOAT32_MAX:
+        return None
+    return index, weight
 
 
 def decode_sparse(payload: Any, n: int, first: int, url: str) -> list[SparseVector]:
     """Validate one ``/embed_sparse`` answer for inputs ``first .. first+n-1``.
 
-    The answer must be ``n`` lists of ``{"index": int >= 0, "value": finite number}`` with no
-    index twice; anything else is a :class:`~hfrag.errors.MalformedResponseError` naming the
-    inputs. Entries are sorted by index.
+    The answer must be ``n`` lists of ``{"index": int in [0, 2**63), "value": number}`` (a
+    weight finite as a float32) with no index twice; anything else is a
+    :class:`~hfrag.errors.MalformedResponseError` naming the inputs. Entries are sorted by index.
     """
     if not isinstance(payload, list):
         raise _bad(first, n, url, f"expected a list, got {type(payload).__name__}")
@@ -161,7 +171,8 @@ def decode_sparse(payload: Any, n: int, first: int, url: str) -> list[SparseVect
                 first + offset,
                 1,
                 url,
-                'entries must be {"index": int >= 0, "value": finite number}',
+                'entries must be {"index": int in [0, 2**63), "value": a number finite as a '
+                "float32}",
             )
         pairs = sorted(e for e in entries if e is not None)
         indices = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))

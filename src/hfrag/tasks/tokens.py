@@ -113,6 +113,7 @@ def _decode_row(row: Any, text: str, position: int, url: str) -> list[Token]:
     to_char = _char_index(text, url, position)
     size = len(text.encode("utf-8")) if not text.isascii() else len(text)
     tokens = []
+    previous: tuple[int, int] | None = None
     for item in row:
         if not isinstance(item, dict):
             raise _bad(position, url, f"a token is {type(item).__name__}, not an object")
@@ -130,6 +131,16 @@ def _decode_row(row: Any, text: str, position: int, url: str) -> list[Token]:
             raise _bad(position, url, "token offsets must be integers")
         if not 0 <= start <= stop <= size:
             raise _bad(position, url, f"token offsets {start}-{stop} outside the text")
+        # Tokens come in text order and do not overlap; only the byte pieces of one character
+        # share a span. Anything else would put chunk boundaries out of order.
+        if previous is not None and (start, stop) != previous and start < previous[1]:
+            raise _bad(
+                position,
+                url,
+                f"token offsets {start}-{stop} come before or inside the previous token's "
+                f"{previous[0]}-{previous[1]}: tokens must follow the text in order",
+            )
+        previous = (start, stop)
         first, last = to_char(start), to_char(stop)
         tokens.append(Token(token_id, text[first:last], special, first, last))
     return tokens
