@@ -40,6 +40,7 @@ from hfrag.tasks.engine import (
     Size,
     check_size,
     job_settings,
+    pool_size,
 )
 from hfrag.tasks.inputs import check_text, check_texts
 from hfrag.tasks.lengths import LONG_INPUTS, LongInputs, check_lengths
@@ -168,7 +169,7 @@ class EmbeddingsClient(TaskClient):
                 f"options must be an EmbeddingOptions, got {type(options).__name__}"
             )
         self.options = options or EmbeddingOptions()
-        max_connections = max(16, _most_in_flight(self.options) * 2)
+        max_connections = pool_size(self.options.max_concurrency, self.options.concurrency_ceiling)
         super().__init__(*connect(model, endpoint_url, connection, max_connections=max_connections))
         if self.target.is_endpoint and self.options.provider is not None:
             raise ConfigurationError(
@@ -362,12 +363,6 @@ class EmbeddingsClient(TaskClient):
 def _fixed_or(value: Size, default: int) -> int:
     """A fixed ``max_concurrency``, or ``default`` for side requests (``/tokenize``) if auto."""
     return value if isinstance(value, int) else default
-
-
-def _most_in_flight(options: EmbeddingOptions) -> int:
-    """The most requests one client may have in flight (its connection pool is sized by it)."""
-    fixed = options.max_concurrency
-    return fixed if isinstance(fixed, int) else options.concurrency_ceiling
 
 
 def _check_call(batch_size: Size | None, show_progress: bool | None) -> None:

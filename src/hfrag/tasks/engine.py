@@ -17,6 +17,8 @@ sparse embeddings, rerank) sizes and paces its batches by the same rules:
 - **rate**: a ``rate_limiter`` (LangChain's ``BaseRateLimiter``, or anything with an async
   ``aacquire(blocking=True)``) is acquired before every request a job sends, resent ones
   included, so its rate is requests per second to the endpoint, as a chat model's is calls;
+- **connections**: a client's pool holds :func:`pool_size` connections, twice the most requests
+  it may have in flight (at least 16), so that requests never wait for a connection;
 - **concurrency** ``"auto"``: the endpoint's shared :class:`~hfrag.tasks.budget.Budget` admits
   each request (adaptive, see :mod:`hfrag.tasks.adaptive`), within ``concurrency_ceiling`` and
   the endpoint's ``max_concurrent_requests``; a number keeps a fixed count of requests in
@@ -44,6 +46,7 @@ __all__ = [
     "Size",
     "check_size",
     "job_settings",
+    "pool_size",
     "token_bound",
 ]
 
@@ -155,3 +158,10 @@ async def job_settings(
         share = -(-len(texts) // budget.allowed)
         size = max(min(size, share), max(1, size // 4))
     return JobSettings(size, top, budget, weights, max_tokens)
+
+
+def pool_size(max_concurrency: Size, concurrency_ceiling: int) -> int:
+    """The connection pool of a client whose job settings are these: twice the most requests it
+    may have in flight (``max_concurrency`` when fixed, else the ceiling), at least 16."""
+    most = max_concurrency if isinstance(max_concurrency, int) else concurrency_ceiling
+    return max(16, most * 2)

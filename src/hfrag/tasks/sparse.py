@@ -31,7 +31,7 @@ from hfrag._checks import check_bool, check_choice, check_int, check_str
 from hfrag.errors import ConfigurationError, MalformedResponseError
 from hfrag.tasks.base import Connection, TaskClient, connect
 from hfrag.tasks.batching import run_batches
-from hfrag.tasks.engine import DEFAULT_CEILING, Size, check_size, job_settings
+from hfrag.tasks.engine import DEFAULT_CEILING, Size, check_size, job_settings, pool_size
 from hfrag.tasks.inputs import check_text, check_texts
 from hfrag.tasks.lengths import LONG_INPUTS, LongInputs, check_lengths
 from hfrag.tasks.progress import ProgressCallback, progress_bar
@@ -207,9 +207,7 @@ class SparseEmbeddingsClient(TaskClient):
                 f"options must be a SparseOptions, got {type(options).__name__}"
             )
         self.options = options or SparseOptions()
-        fixed = self.options.max_concurrency
-        most = fixed if isinstance(fixed, int) else self.options.concurrency_ceiling
-        max_connections = max(16, most * 2)
+        max_connections = pool_size(self.options.max_concurrency, self.options.concurrency_ceiling)
         super().__init__(*connect(model, endpoint_url, connection, max_connections=max_connections))
         if not self.target.is_endpoint:
             raise ConfigurationError(
